@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+// ssm-doctor's own configuration (YAML), loaded and validated once at start.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/service.hpp"
+
+namespace ssm_doctor {
+
+inline constexpr const char* default_config_path = "/etc/ssm-doctor/ssm-doctor.yaml";
+
+// Regions launched in 2024 or later, where the agent cannot use ec2messages. Data: operators
+// extend it with the `ec2messages_unsupported_regions` key without a rebuild.
+std::vector<std::string> default_ec2messages_unsupported_regions();
+
+struct doctor_config {
+    std::optional<std::string> region;
+    std::filesystem::path agent_binary = "/usr/bin/amazon-ssm-agent";
+    std::filesystem::path agent_config = "/etc/amazon/ssm/amazon-ssm-agent.json";
+    std::filesystem::path agent_log_dir = "/var/log/amazon/ssm";
+    std::string imds_endpoint = "http://169.254.169.254";
+    std::chrono::milliseconds imds_timeout{1000};
+    std::optional<std::filesystem::path> tls_ca_file;
+    std::chrono::milliseconds probe_timeout{3000};
+    std::vector<service> probe_endpoints{service::ssm, service::ssmmessages, service::ec2messages};
+    std::vector<std::string> ec2messages_unsupported_regions =
+        default_ec2messages_unsupported_regions();
+};
+
+// Names the file, line and key: "ssm-doctor.yaml:4: probe.timeout: expected a number of
+// seconds greater than 0, got \"fast\"".
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// `source` names the text in messages (usually the file path).
+doctor_config parse_config(std::string_view yaml_text, std::string_view source);
+
+// A missing file is fine when `required` is false (the default path); then defaults apply.
+doctor_config load_config(const std::filesystem::path& path, bool required);
+
+}  // namespace ssm_doctor

@@ -4,12 +4,14 @@
 
 #include <utility>
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include "probes/address.hpp"
 #include "probes/deadline.hpp"
@@ -18,7 +20,7 @@
 namespace ssm_doctor {
 
 struct imds_observation {
-    bool reachable = false;  // some request got an HTTP answer
+    bool reachable = false;       // some request got an HTTP answer
     bool token_accepted = false;  // IMDSv2: the token PUT succeeded and was used
     std::optional<std::string> region;
     std::optional<std::string> instance_id;
@@ -44,7 +46,7 @@ std::vector<cidr_block> parse_cidr_lines(std::string_view text, std::vector<int>
 
 struct imds_options {
     std::string endpoint = "http://169.254.169.254";  // http://host[:port], no path
-    std::chrono::milliseconds timeout{1000};           // for the whole probe
+    std::chrono::milliseconds timeout{1000};          // for the whole probe
 };
 
 // Token first (PUT, TTL 60 s); when the token request gets an HTTP error other than 403, falls

@@ -1,20 +1,27 @@
 // SPDX-License-Identifier: Apache-2.0
 // TCP connect and TLS handshake to one address of an endpoint, directly or through a proxy,
 // with SNI, chain and host-name verification, and the time of each phase.
+//
+// Limits: only the leaf certificate is described (not the chain); the proxy CONNECT carries no
+// Proxy-Authorization; the connection is closed without a TLS close_notify on purpose, so a
+// slow peer cannot hold the probe past its deadline. A phase's *_ms is set when the phase
+// finished, including a handshake that completed but failed verification.
 #pragma once
 
 #include <utility>
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "probes/deadline.hpp"
 #include "probes/failure.hpp"
@@ -52,6 +59,10 @@ struct tls_target {
     boost::asio::ip::tcp::endpoint address;  // where to connect: the endpoint's or the proxy's
     bool via_proxy = false;                  // send CONNECT host:port first
 };
+
+// The status code of a proxy's reply head ("HTTP/1.1 200 Connection established\r\n..."), or
+// nullopt when its first line is not an HTTP/1.x status line.
+std::optional<int> parse_proxy_status(std::string_view reply_head);
 
 // Never throws for network trouble: every failure is recorded in the result. Ends by `deadline`
 // with reason `timeout` in the phase that was pending.

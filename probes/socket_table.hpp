@@ -4,13 +4,15 @@
 
 #include <utility>
 
-#include <boost/asio/ip/tcp.hpp>
+#include <bit>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
 
 namespace ssm_doctor {
 
@@ -29,8 +31,31 @@ struct tcp_socket_entry {
 // Parses the text of /proc/net/tcp (`v6` false) or /proc/net/tcp6. The header line is skipped;
 // a malformed line is skipped and described in `problems` ("line 7: bad remote address").
 // IPv4-mapped IPv6 addresses are kept as IPv6.
+//
+// The kernel prints each address as 32-bit words (one for IPv4, four for IPv6), every word being
+// the in-memory network-order bytes read as a host integer. The text therefore depends on the
+// byte order of the machine that wrote it: on little-endian x86 and arm64, 127.0.0.1 reads
+// "0100007F". This overload assumes the text was written by this host (std::endian::native),
+// which is what a live /proc gives. Ports are plain big-endian numbers and need no such care.
 std::vector<tcp_socket_entry> parse_proc_net_tcp(std::string_view text, bool v6,
                                                  std::vector<std::string>* problems);
+
+// The same for text written by a machine of byte order `word_order` (captured text in tests).
+std::vector<tcp_socket_entry> parse_proc_net_tcp(std::string_view text, bool v6,
+                                                 std::endian word_order,
+                                                 std::vector<std::string>* problems);
+
+// One address field, "0100007F:01BB" (8 hex digits) or 32 hex digits and a port for IPv6;
+// nullopt when the field is not exactly that.
+std::optional<tcp_endpoint> parse_proc_net_endpoint(std::string_view field, bool v6,
+                                                    std::endian word_order);
+
+// The inode of an fd symlink's target "socket:[12345]"; nullopt for anything else.
+std::optional<std::uint64_t> parse_socket_link(std::string_view target);
+
+// The program name from the target of /proc/<pid>/exe: its basename, without the " (deleted)"
+// the kernel appends once the binary was replaced on disk (as an agent upgrade does).
+std::string process_name_from_exe(std::string_view target);
 
 // An established connection to a port of interest, with its owner when it could be found.
 struct tcp_session {
@@ -51,6 +76,20 @@ struct socket_observation {
 };
 
 // Established connections whose remote port is in `remote_ports` (443, plus a proxy's port).
+//
+// Reads <proc_root>/net/tcp and <proc_root>/net/tcp6. Those files show the network namespace of
+// the process that reads them, so "/proc" gives this program's own namespace: an agent running
+// in another network namespace (a container) has sessions this does not see. A missing tcp6
+// (IPv6 disabled) is normal and noted only when tcp is unreadable too.
+//
+// Owners are found by scanning the fd symlinks of every <proc_root>/<pid> for "socket:[inode]",
+// stopping once every session has one. A socket shared after fork goes to the first process
+// found (the lowest pid, as procfs lists them). Processes in another pid namespace are invisible,
+// and a connection with inode 0 (not yet accepted by its listener) has no owner to find.
+// attribution_complete is false only when some session is left without an owner while some
+// process's fds could not be read; one note then says how many processes and why. It is also
+// false when no table could be read. The table is read in chunks, not atomically: a busy host
+// may show a connection twice or miss one that moved in the table meanwhile.
 socket_observation read_socket_table(const std::filesystem::path& proc_root,
                                      const std::vector<unsigned short>& remote_ports);
 

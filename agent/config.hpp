@@ -41,7 +41,13 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-// `source` names the text in messages (usually the file path).
+// `source` names the text in messages (usually the file path). Every key is optional: region,
+// agent.{binary,config,log_dir} (absolute paths), imds.endpoint (http://host[:port]),
+// imds.timeout (seconds, at most 60), tls.ca_file (absolute path, not opened here),
+// probe.timeout (seconds, at most 300), probe.endpoints (service names) and
+// ec2messages_unsupported_regions (replaces the default list). Durations are numbers of seconds
+// such as 2 or 0.5. Unknown keys, wrong types, bad values, keys given twice and YAML syntax
+// errors throw config_error. An empty file, or one with only comments, means all defaults.
 doctor_config parse_config(std::string_view yaml_text, std::string_view source);
 
 // A missing file is fine when `required` is false (the default path); then defaults apply.

@@ -57,6 +57,8 @@ struct observations {
     std::vector<endpoint_observation> endpoints;
     // Agent sessions to the proxy, when the agent uses one (their remote is the proxy).
     std::vector<tcp_session> proxy_sessions;
+    // Problems of the check itself that limit what it saw (an unusable resolv.conf line).
+    std::vector<std::string> notes;
     std::chrono::milliseconds elapsed{0};
 };
 

@@ -41,12 +41,18 @@ bool in_v4(const boost::asio::ip::address_v4& a, std::uint32_t net, unsigned bit
 
 std::string_view to_string(address_kind kind) {
     switch (kind) {
-        case address_kind::private_v4: return "private";
-        case address_kind::ula: return "ula";
-        case address_kind::public_address: return "public";
-        case address_kind::link_local: return "link_local";
-        case address_kind::loopback: return "loopback";
-        case address_kind::unspecified: return "unspecified";
+        case address_kind::private_v4:
+            return "private";
+        case address_kind::ula:
+            return "ula";
+        case address_kind::public_address:
+            return "public";
+        case address_kind::link_local:
+            return "link_local";
+        case address_kind::loopback:
+            return "loopback";
+        case address_kind::unspecified:
+            return "unspecified";
     }
     return "unspecified";
 }
@@ -59,16 +65,16 @@ address_kind classify(const ip_address& address) {
         return address_kind::loopback;
     }
     if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-        return classify(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped,
-                                                         address.to_v6()));
+        return classify(
+            boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()));
     }
     if (address.is_v4()) {
         const auto v4 = address.to_v4();
         if (in_v4(v4, 0xA9FE0000u, 16)) {  // 169.254.0.0/16
             return address_kind::link_local;
         }
-        if (in_v4(v4, 0x0A000000u, 8) || in_v4(v4, 0xAC100000u, 12) ||
-            in_v4(v4, 0xC0A80000u, 16) || in_v4(v4, 0x64400000u, 10)) {
+        if (in_v4(v4, 0x0A000000u, 8) || in_v4(v4, 0xAC100000u, 12) || in_v4(v4, 0xC0A80000u, 16) ||
+            in_v4(v4, 0x64400000u, 10)) {
             return address_kind::private_v4;
         }
         return address_kind::public_address;

@@ -4,11 +4,12 @@
 
 #include <utility>
 
-#include <boost/asio/ip/address.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/asio/ip/address.hpp>
 
 namespace ssm_doctor {
 

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+// Dispatch of the commands: load the configuration once, run the check, judge, render.
+#include "agent/app.hpp"
+
+#include <unistd.h>
+
+#include "agent/check.hpp"
+#include "agent/cli.hpp"
+#include "agent/config.hpp"
+#include "agent/logging.hpp"
+#include "agent/render.hpp"
+#include "agent/targets.hpp"
+#include "agent/verdict.hpp"
+
+namespace ssm_doctor {
+namespace {
+
+int to_int(exit_code code) {
+    return static_cast<int>(code);
+}
+
+int run_check_command(const check_command& command, std::ostream& out, std::ostream& err) {
+    check_options options;
+    try {
+        options.config = command.config_file ? load_config(*command.config_file, true)
+                                             : load_config(default_config_path, false);
+    } catch (const config_error& e) {
+        err << "ssm-doctor: " << e.what() << '\n';
+        return to_int(exit_code::unknown);
+    }
+    if (command.region) {
+        if (!valid_region(*command.region)) {
+            err << "ssm-doctor: --region: \"" << *command.region
+                << "\" is not a region name (letters, digits and '-')\n";
+            return to_int(exit_code::unknown);
+        }
+        options.region = command.region;
+    }
+    if (command.timeout) {
+        options.config.probe_timeout = *command.timeout;
+    }
+    setup_logging(command.log_level.value_or(isatty(STDERR_FILENO) ? "warn" : "info"));
+
+    observations seen;
+    try {
+        seen = run_check(options);
+    } catch (const std::exception& e) {
+        // Only setup errors reach here (tls.ca_file unusable); network trouble is data.
+        err << "ssm-doctor: " << e.what() << '\n';
+        return to_int(exit_code::unknown);
+    }
+    const verdict_policy policy{options.config.ec2messages_unsupported_regions};
+    const report result = judge(std::move(seen), policy, std::chrono::system_clock::now());
+
+    const auto format =
+        command.output.value_or(isatty(STDOUT_FILENO) ? output_format::table : output_format::json);
+    if (format == output_format::json) {
+        out << report_to_json(result).dump(2) << '\n';
+    } else {
+        out << render_table(result, isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr);
+    }
+    out.flush();
+    log_report(result);
+    return static_cast<int>(result.overall);
+}
+
+}  // namespace
+
+int run_program(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    command parsed;
+    try {
+        parsed = parse_command_line(args);
+    } catch (const usage_error& e) {
+        err << "ssm-doctor: " << e.what() << '\n';
+        return to_int(exit_code::unknown);
+    }
+    if (std::holds_alternative<help_command>(parsed)) {
+        out << usage_text();
+        return to_int(exit_code::ok);
+    }
+    if (std::holds_alternative<version_command>(parsed)) {
+        out << "ssm-doctor " << SSM_DOCTOR_VERSION << '\n';
+        return to_int(exit_code::ok);
+    }
+    return run_check_command(std::get<check_command>(parsed), out, err);
+}
+
+}  // namespace ssm_doctor

@@ -5,9 +5,11 @@
 #include <utility>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 #include <system_error>
@@ -258,6 +260,86 @@ std::vector<std::string> read_regions(const setting& s) {
     return regions;
 }
 
+bool read_bool(const setting& s) {
+    constexpr std::string_view expected = "expected true or false";
+    const std::string text = read_string(s, expected);
+    if (is_quoted_or_string_tagged(s.value()) || (text != "true" && text != "false")) {
+        s.fail_expected(expected);
+    }
+    return text == "true";
+}
+
+// A whole number within [min, max]; sizes are bytes, written as plain numbers.
+std::uint64_t read_count(const setting& s, std::uint64_t min, std::uint64_t max) {
+    const std::string expected =
+        "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+    if (!s.value().IsScalar() || is_quoted_or_string_tagged(s.value())) {
+        s.fail_expected(expected);
+    }
+    const std::string& text = s.value().Scalar();
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
+        s.fail_expected(expected);
+    }
+    return value;
+}
+
+// CloudWatch Logs' own rules: a group is 1-512 of [.-_/#A-Za-z0-9]; a stream 1-512 characters
+// without ':' or '*'.
+std::string read_log_group(const setting& s) {
+    constexpr std::string_view expected =
+        "expected a log group name (1-512 of letters, digits and . - _ / #)";
+    std::string text = read_string(s, expected);
+    const bool ok = !text.empty() && text.size() <= 512 &&
+                    std::all_of(text.begin(), text.end(), [](unsigned char c) {
+                        return std::isalnum(c) || std::strchr(".-_/#", c) != nullptr;
+                    });
+    if (!ok) {
+        s.fail_expected(expected);
+    }
+    return text;
+}
+
+std::string read_log_stream(const setting& s) {
+    constexpr std::string_view expected =
+        "expected a log stream name (1-512 characters, no ':' or '*')";
+    std::string text = read_string(s, expected);
+    if (text.empty() || text.size() > 512 || text.find_first_of(":*") != std::string::npos ||
+        text.find('\0') != std::string::npos) {
+        s.fail_expected(expected);
+    }
+    return text;
+}
+
+std::string read_metric_namespace(const setting& s) {
+    constexpr std::string_view expected =
+        "expected a metric namespace (1-255 printable characters, not starting with ':')";
+    std::string text = read_string(s, expected);
+    const bool ok = !text.empty() && text.size() <= 255 && text.front() != ':' &&
+                    std::all_of(text.begin(), text.end(),
+                                [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+    if (!ok) {
+        s.fail_expected(expected);
+    }
+    return text;
+}
+
+// https://host[:port] with nothing after it: where PutLogEvents goes instead of the default.
+std::string read_https_endpoint(const setting& s) {
+    constexpr std::string_view expected = "expected https://host[:port]";
+    std::string text = read_string(s, expected);
+    while (text.size() > 8 && text.back() == '/') {
+        text.pop_back();
+    }
+    const auto parsed = parse_endpoint_override(text);
+    if (!text.starts_with("https://") || !parsed || parsed->plain_http ||
+        text.find('/', 8) != std::string::npos) {
+        s.fail_expected(expected);
+    }
+    return text;
+}
+
 // --- the table of keys -------------------------------------------------------------------------
 
 struct key_rule {
@@ -285,6 +367,41 @@ constexpr key_rule key_rules[] = {
      [](const setting& s, doctor_config& c) {
          c.ec2messages_unsupported_regions = read_regions(s);
      }},
+    {"watch.interval",
+     [](const setting& s, doctor_config& c) { c.watch.interval = read_seconds(s, 86400); }},
+    {"watch.sample",
+     [](const setting& s, doctor_config& c) { c.watch.sample = read_seconds(s, 3600); }},
+    {"watch.summary",
+     [](const setting& s, doctor_config& c) { c.watch.summary = read_seconds(s, 7 * 86400); }},
+    {"events.enabled", [](const setting& s, doctor_config& c) { c.events.enabled = read_bool(s); }},
+    {"events.file", [](const setting& s, doctor_config& c) { c.events.file = read_path(s); }},
+    // Below 64 KiB a rotation would come every few checks; above 1 GiB the disk is at risk.
+    {"events.max_bytes",
+     [](const setting& s, doctor_config& c) {
+         c.events.max_bytes = read_count(s, 64u << 10, 1u << 30);
+     }},
+    {"events.keep",
+     [](const setting& s, doctor_config& c) {
+         c.events.keep = static_cast<int>(read_count(s, 1, 100));
+     }},
+    {"cloudwatch.log_group",
+     [](const setting& s, doctor_config& c) { c.cloudwatch.log_group = read_log_group(s); }},
+    {"cloudwatch.log_stream",
+     [](const setting& s, doctor_config& c) { c.cloudwatch.log_stream = read_log_stream(s); }},
+    {"cloudwatch.endpoint",
+     [](const setting& s, doctor_config& c) { c.cloudwatch.endpoint = read_https_endpoint(s); }},
+    {"cloudwatch.namespace",
+     [](const setting& s, doctor_config& c) {
+         c.cloudwatch.metric_namespace = read_metric_namespace(s);
+     }},
+    {"cloudwatch.spool_dir",
+     [](const setting& s, doctor_config& c) { c.cloudwatch.spool_dir = read_path(s); }},
+    {"cloudwatch.spool_max_bytes",
+     [](const setting& s, doctor_config& c) {
+         c.cloudwatch.spool_max_bytes = read_count(s, 1u << 20, 1ull << 34);
+     }},
+    {"cloudwatch.flush_timeout",
+     [](const setting& s, doctor_config& c) { c.cloudwatch.flush_timeout = read_seconds(s, 300); }},
 };
 
 const key_rule* find_rule(std::string_view path) {

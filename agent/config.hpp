@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -20,6 +21,33 @@ inline constexpr const char* default_config_path = "/etc/ssm-doctor/ssm-doctor.y
 // extend it with the `ec2messages_unsupported_regions` key without a rebuild.
 std::vector<std::string> default_ec2messages_unsupported_regions();
 
+// `ssm-doctor watch`: a full check every `interval`, a socket-table sample every `sample`, and
+// a summary line every `summary` while nothing changes.
+struct watch_settings {
+    std::chrono::milliseconds interval{300'000};
+    std::chrono::milliseconds sample{10'000};
+    std::chrono::milliseconds summary{3'600'000};
+};
+
+// The JSON event log a CloudWatch agent can collect: size-capped, rotated to file.1 .. file.N.
+struct events_settings {
+    bool enabled = true;
+    std::filesystem::path file = "/var/log/ssm-doctor/events.log";
+    std::uint64_t max_bytes = 10u << 20;
+    int keep = 3;
+};
+
+// Native shipping to CloudWatch Logs, on when `log_group` is set.
+struct cloudwatch_settings {
+    std::optional<std::string> log_group;
+    std::optional<std::string> log_stream;  // default: the instance id
+    std::optional<std::string> endpoint;    // https://host[:port]; default logs.<region>.<domain>
+    std::string metric_namespace = "SSMDoctor";
+    std::filesystem::path spool_dir = "/var/lib/ssm-doctor/spool";
+    std::uint64_t spool_max_bytes = 64u << 20;
+    std::chrono::milliseconds flush_timeout{5'000};  // how long a one-shot check waits to ship
+};
+
 struct doctor_config {
     std::optional<std::string> region;
     std::filesystem::path agent_binary = "/usr/bin/amazon-ssm-agent";
@@ -32,6 +60,9 @@ struct doctor_config {
     std::vector<service> probe_endpoints{service::ssm, service::ssmmessages, service::ec2messages};
     std::vector<std::string> ec2messages_unsupported_regions =
         default_ec2messages_unsupported_regions();
+    watch_settings watch;
+    events_settings events;
+    cloudwatch_settings cloudwatch;
 };
 
 // Names the file, line and key: "ssm-doctor.yaml:4: probe.timeout: expected a number of
@@ -44,8 +75,10 @@ public:
 // `source` names the text in messages (usually the file path). Every key is optional: region,
 // agent.{binary,config,log_dir} (absolute paths), imds.endpoint (http://host[:port]),
 // imds.timeout (seconds, at most 60), tls.ca_file (absolute path, not opened here),
-// probe.timeout (seconds, at most 300), probe.endpoints (service names) and
-// ec2messages_unsupported_regions (replaces the default list). Durations are numbers of seconds
+// probe.timeout (seconds, at most 300), probe.endpoints (service names),
+// ec2messages_unsupported_regions (replaces the default list), watch.{interval,sample,summary}
+// (seconds), events.{enabled,file,max_bytes,keep} and cloudwatch.{log_group,log_stream,endpoint,
+// namespace,spool_dir,spool_max_bytes,flush_timeout}. Durations are numbers of seconds
 // such as 2 or 0.5. Unknown keys, wrong types, bad values, keys given twice and YAML syntax
 // errors throw config_error. An empty file, or one with only comments, means all defaults.
 doctor_config parse_config(std::string_view yaml_text, std::string_view source);

@@ -267,8 +267,8 @@ TEST_CASE("The message has the shape file:line: key: problem", "[config]") {
 TEST_CASE("Unknown keys are refused at every level, with the known ones listed", "[config]") {
     SECTION("top level") {
         CHECK(error_of("region: us-east-1\nregoin: us-east-1\n") ==
-              "t.yaml:2: regoin: unknown setting; known here: agent, "
-              "ec2messages_unsupported_regions, imds, probe, region, tls");
+              "t.yaml:2: regoin: unknown setting; known here: agent, cloudwatch, "
+              "ec2messages_unsupported_regions, events, imds, probe, region, tls, watch");
     }
     SECTION("nested") {
         CHECK(error_of("probe:\n  timeout: 3\n  timout: 3\n") ==
@@ -420,5 +420,88 @@ TEST_CASE("load_config reads a file and names it in errors", "[config]") {
         const auto below_file = data_dir + "/full.yaml/x.yaml";
         CHECK_THROWS_WITH(load_config(below_file, false),
                           below_file + ": cannot read: Not a directory");
+    }
+}
+
+TEST_CASE("The watch, events and cloudwatch keys are read and checked", "[config]") {
+    SECTION("valid values") {
+        const auto c = parse_config(R"(watch:
+  interval: 60
+  sample: 0.5
+  summary: 7200
+events:
+  enabled: false
+  file: /tmp/ssm-doctor/events.log
+  max_bytes: 1048576
+  keep: 5
+cloudwatch:
+  log_group: /ssm-doctor/fleet_1
+  log_stream: i-0123456789abcdef0
+  endpoint: https://logs.lab.test:8443/
+  namespace: Fleet/SSMDoctor
+  spool_dir: /var/tmp/spool
+  spool_max_bytes: 2097152
+  flush_timeout: 2
+)",
+                                    "t.yaml");
+        CHECK(c.watch.interval == 60s);
+        CHECK(c.watch.sample == 500ms);
+        CHECK(c.watch.summary == 7200s);
+        CHECK_FALSE(c.events.enabled);
+        CHECK(c.events.file == "/tmp/ssm-doctor/events.log");
+        CHECK(c.events.max_bytes == 1048576);
+        CHECK(c.events.keep == 5);
+        CHECK(c.cloudwatch.log_group == "/ssm-doctor/fleet_1");
+        CHECK(c.cloudwatch.log_stream == "i-0123456789abcdef0");
+        CHECK(c.cloudwatch.endpoint == "https://logs.lab.test:8443");
+        CHECK(c.cloudwatch.metric_namespace == "Fleet/SSMDoctor");
+        CHECK(c.cloudwatch.spool_dir == "/var/tmp/spool");
+        CHECK(c.cloudwatch.spool_max_bytes == 2097152);
+        CHECK(c.cloudwatch.flush_timeout == 2s);
+    }
+    SECTION("defaults") {
+        const auto c = parse_config("", "t.yaml");
+        CHECK(c.watch.interval == 300s);
+        CHECK(c.watch.sample == 10s);
+        CHECK(c.events.enabled);
+        CHECK(c.events.file == "/var/log/ssm-doctor/events.log");
+        CHECK_FALSE(c.cloudwatch.log_group);
+        CHECK(c.cloudwatch.metric_namespace == "SSMDoctor");
+    }
+    SECTION("bad values name the key") {
+        const std::vector<std::pair<std::string, std::string>> rows = {
+            {"watch:\n  interval: 0\n",
+             "t.yaml:2: watch.interval: expected a number of seconds greater than 0, got \"0\""},
+            {"events:\n  enabled: yes please\n",
+             "t.yaml:2: events.enabled: expected true or false, got \"yes please\""},
+            {"events:\n  enabled: \"true\"\n",
+             "t.yaml:2: events.enabled: expected true or false, got the string \"true\""},
+            {"events:\n  max_bytes: 10\n",
+             "t.yaml:2: events.max_bytes: expected a whole number from 65536 to 1073741824, "
+             "got \"10\""},
+            {"events:\n  keep: 1.5\n",
+             "t.yaml:2: events.keep: expected a whole number from 1 to 100, got \"1.5\""},
+            {"cloudwatch:\n  log_group: \"a group\"\n",
+             "t.yaml:2: cloudwatch.log_group: expected a log group name (1-512 of letters, digits "
+             "and . - _ / #), got the string \"a group\""},
+            {"cloudwatch:\n  log_stream: \"a:b\"\n",
+             "t.yaml:2: cloudwatch.log_stream: expected a log stream name (1-512 characters, no "
+             "':' or '*'), got the string \"a:b\""},
+            {"cloudwatch:\n  endpoint: http://logs.lab.test\n",
+             "t.yaml:2: cloudwatch.endpoint: expected https://host[:port], got "
+             "\"http://logs.lab.test\""},
+            {"cloudwatch:\n  endpoint: https://logs.lab.test/path\n",
+             "t.yaml:2: cloudwatch.endpoint: expected https://host[:port], got "
+             "\"https://logs.lab.test/path\""},
+            {"cloudwatch:\n  namespace: \":x\"\n",
+             "t.yaml:2: cloudwatch.namespace: expected a metric namespace (1-255 printable "
+             "characters, not starting with ':'), got the string \":x\""},
+            {"cloudwatch:\n  spool_dir: spool\n",
+             "t.yaml:2: cloudwatch.spool_dir: expected an absolute path, got \"spool\""},
+        };
+        for (const auto& [yaml, message] : rows) {
+            INFO(yaml);
+            CHECK(error_of(yaml) == message);
+        }
     }
 }

@@ -214,6 +214,40 @@ void print_endpoints(std::ostream& out, const report& r, const palette& colors) 
     }
 }
 
+// Words of `text` in lines of at most `width` columns, each after `indent` (a word longer than
+// the width, such as a URL, gets a line of its own rather than being cut).
+std::string wrap(std::string_view text, std::size_t indent, std::size_t width) {
+    std::string out;
+    std::size_t column = 0;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const auto start = text.find_first_not_of(' ', at);
+        if (start == std::string_view::npos) {
+            break;
+        }
+        const auto end = std::min(text.find(' ', start), text.size());
+        const auto word = text.substr(start, end - start);
+        if (column == 0) {
+            out.append(indent, ' ');
+            column = indent;
+        } else if (column + 1 + word.size() > width) {
+            out += '\n';
+            out.append(indent, ' ');
+            column = indent;
+        } else {
+            out += ' ';
+            ++column;
+        }
+        out += word;
+        column += word.size();
+        at = end;
+    }
+    return out + '\n';
+}
+
+constexpr std::size_t finding_indent = 12;
+constexpr std::size_t line_width = 100;
+
 void print_findings(std::ostream& out, const report& r, const palette& colors) {
     if (r.findings.empty()) {
         out << "\nNo findings.\n";
@@ -227,9 +261,9 @@ void print_findings(std::ostream& out, const report& r, const palette& colors) {
         if (f.svc) {
             out << " (" << to_string(*f.svc) << ")";
         }
-        out << "\n            " << f.message << '\n';
+        out << '\n' << wrap(f.message, finding_indent, line_width);
         if (!f.remedy.empty()) {
-            out << "            Fix: " << f.remedy << '\n';
+            out << wrap("Fix: " + f.remedy, finding_indent, line_width);
         }
     }
 }

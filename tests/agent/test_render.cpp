@@ -154,6 +154,28 @@ TEST_CASE("the table shows every address, the findings and the verdict last", "[
     CHECK(render_table(sample_report(), true).find("\x1b[") != std::string::npos);
 }
 
+TEST_CASE("long findings are wrapped to the width of a terminal", "[render]") {
+    auto r = sample_report();
+    r.findings[0].message = std::string(40, 'a') + " " + std::string(40, 'b') + " " +
+                            std::string(40, 'c') + " https://docs.aws.amazon.com/" +
+                            std::string(120, 'x');
+    const auto table = render_table(r, false);
+    const auto findings = table.substr(table.find("Findings"));
+    std::size_t start = 0;
+    int long_lines = 0;
+    while (start < findings.size()) {
+        const auto end = findings.find('\n', start);
+        const auto line = findings.substr(start, end - start);
+        if (line.size() > 100) {
+            ++long_lines;
+            CHECK(line.find(' ', 12) == std::string::npos);  // only an unbreakable word
+        }
+        start = end + 1;
+    }
+    CHECK(long_lines == 1);
+    CHECK_THAT(findings, Catch::Contains("            " + std::string(40, 'c')));
+}
+
 TEST_CASE("log values are quoted when they need it", "[logging]") {
     CHECK(kv("event", "verdict") == "event=verdict");
     CHECK(kv("message", "two words") == "message=\"two words\"");

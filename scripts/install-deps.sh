@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Installs what building, testing and the lab need on Debian 12; skips what is already there.
+# Installs what building, testing, the lab and packaging need on Debian 12; skips what is
+# already there. Packaging: rpm (rpmbuild), rpmlint, binutils (readelf, objdump), systemd
+# (systemd-analyze).
 set -euo pipefail
 
 packages=(
     build-essential cmake ninja-build pkg-config clang-format
     libboost-dev libssl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev
     catch2 libsystemd-dev
-    python3 openssl iproute2 nftables dnsmasq-base procps
+    python3 python3-botocore openssl iproute2 nftables dnsmasq-base procps
+    rpm rpmlint binutils systemd
 )
 
 missing=()

@@ -229,10 +229,13 @@ observations run_check(const check_options& options) {
     agent_options.proc_root = options.host.proc_root;
     agent_options.ask_package_managers = options.ask_package_managers;
     const auto ports = ports_of_interest(options, plan.proxy_endpoint, seen.agent_config.values);
-    std::thread local_work([&] {
+    // The version command and the package tools take tens of milliseconds, and so does the
+    // socket table on a host with a large TCP hash: both run beside the network probes.
+    std::thread agent_work([&] {
         seen.agent = probe_agent(agent_options, start + config.probe_timeout, std::move(scan));
-        seen.sockets = read_socket_table(options.host.proc_root, ports);
     });
+    std::thread socket_work(
+        [&] { seen.sockets = read_socket_table(options.host.proc_root, ports); });
 
     asio::io_context io;
     const auto start_endpoints = [&](const std::optional<std::string>& region) {
@@ -274,7 +277,8 @@ observations run_check(const check_options& options) {
                        start_endpoints(seen.region);
                    });
     io.run();
-    local_work.join();
+    agent_work.join();
+    socket_work.join();
 
     classify_addresses(seen);
     attribute_sessions(seen, plan);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <future>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -415,20 +416,23 @@ private:
     }
 
     // Each command gets the version timeout, cut short by the probe's deadline.
-    std::optional<steady_clock::time_point> command_limit(const std::string& what) {
+    std::optional<steady_clock::time_point> command_limit(const std::string& what,
+                                                          std::vector<std::string>& notes) const {
         const auto now = steady_clock::now();
         const auto limit = std::min(now + options_.version_timeout, deadline_);
         if (limit <= now) {
-            observation_.notes.push_back("skipped `" + what + "`: the probe's deadline had passed");
+            notes.push_back("skipped `" + what + "`: the probe's deadline had passed");
             return std::nullopt;
         }
         return limit;
     }
 
     // Runs a command; nullopt (with a note) unless it ran to its end.
-    std::optional<command_result> run(const std::vector<std::string>& argv) {
+    // `notes` is a parameter so that package tools can run on threads of their own.
+    std::optional<command_result> run(const std::vector<std::string>& argv,
+                                      std::vector<std::string>& notes) const {
         const std::string line = command_line(argv);
-        const auto limit = command_limit(line);
+        const auto limit = command_limit(line, notes);
         if (!limit) {
             return std::nullopt;
         }
@@ -439,17 +443,16 @@ private:
             case command_outcome::exited:
                 return result;
             case command_outcome::timed_out:
-                observation_.notes.push_back("`" + line + "` did not finish within " +
-                                             std::to_string(timeout.count()) +
-                                             " ms and was killed");
+                notes.push_back("`" + line + "` did not finish within " +
+                                std::to_string(timeout.count()) + " ms and was killed");
                 break;
             case command_outcome::signaled:
-                observation_.notes.push_back("`" + line + "` was ended by signal " +
-                                             std::to_string(result.exit_status) + " (" +
-                                             ::strsignal(result.exit_status) + ")");
+                notes.push_back("`" + line + "` was ended by signal " +
+                                std::to_string(result.exit_status) + " (" +
+                                ::strsignal(result.exit_status) + ")");
                 break;
             case command_outcome::not_started:
-                observation_.notes.push_back("cannot run `" + line + "`: " + result.error);
+                notes.push_back("cannot run `" + line + "`: " + result.error);
                 break;
         }
         return std::nullopt;
@@ -461,7 +464,7 @@ private:
         }
         // -version must be the only argument (agents from 3.0.502.0).
         const std::vector<std::string> argv{binary.string(), "-version"};
-        const auto result = run(argv);
+        const auto result = run(argv, observation_.notes);
         if (!result) {
             return;
         }
@@ -492,32 +495,53 @@ private:
     }
 
     // One package tool: absent tools are simply not asked.
+    // One package tool: absent tools, and tools whose database is absent, are not asked.
     std::optional<package_answer> ask(std::string_view tool, std::vector<std::string> args,
-                                      package_answer (*parse)(std::string_view, int)) {
+                                      package_answer (*parse)(std::string_view, int),
+                                      std::vector<std::string>& notes) const {
         const fs::path path = find_system_tool(tool);
         if (path.empty()) {
             return std::nullopt;
         }
         args.insert(args.begin(), path.string());
-        const auto result = run(args);
+        const auto result = run(args, notes);
         if (!result) {
             return std::nullopt;
         }
         return parse(result->output, result->exit_status);
     }
 
+    static bool exists(const char* path) {
+        struct stat info {};
+        return ::stat(path, &info) == 0;
+    }
+
+    // rpm and dpkg are asked at once: each takes some 10 ms, and a check waits for them. A
+    // host has at most one of the two databases in practice, so usually one runs.
     void ask_package_managers() {
         if (!options_.ask_package_managers) {
             return;
         }
         const std::string package(package_name);
-        rpm_ = ask("rpm", {"-q", "--qf", "%{VERSION}\n", package}, parse_rpm_query);
-        if (!(rpm_ && rpm_->installed)) {
+        std::vector<std::string> rpm_notes;
+        std::vector<std::string> dpkg_notes;
+        auto rpm = std::async(std::launch::async, [&]() -> std::optional<package_answer> {
+            if (!exists("/var/lib/rpm") && !exists("/usr/lib/sysimage/rpm")) {
+                return std::nullopt;
+            }
+            return ask("rpm", {"-q", "--qf", "%{VERSION}\n", package}, parse_rpm_query, rpm_notes);
+        });
+        if (exists("/var/lib/dpkg/status")) {
             dpkg_ = ask("dpkg-query", {"-W", "-f", "${db:Status-Status} ${Version}", package},
-                        parse_dpkg_query);
+                        parse_dpkg_query, dpkg_notes);
         }
-        if (!(rpm_ && rpm_->installed) && !(dpkg_ && dpkg_->installed)) {
-            snap_ = ask("snap", {"list", package}, parse_snap_list);
+        rpm_ = rpm.get();
+        for (auto* notes : {&rpm_notes, &dpkg_notes}) {
+            observation_.notes.insert(observation_.notes.end(), notes->begin(), notes->end());
+        }
+        if (!(rpm_ && rpm_->installed) && !(dpkg_ && dpkg_->installed) &&
+            exists("/var/lib/snapd")) {
+            snap_ = ask("snap", {"list", package}, parse_snap_list, observation_.notes);
         }
         const std::pair<const std::optional<package_answer>*, const char*> answers[] = {
             {&rpm_, "rpm"}, {&dpkg_, "dpkg"}, {&snap_, "snap"}};

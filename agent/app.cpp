@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Dispatch of the commands: load the configuration once, run the check, judge, render.
+// Dispatch of the commands: load the configuration once, run the check, judge, render; or
+// hand over to the watch loop.
 #include "agent/app.hpp"
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <unistd.h>
 
@@ -11,6 +15,7 @@
 #include "agent/render.hpp"
 #include "agent/targets.hpp"
 #include "agent/verdict.hpp"
+#include "agent/watch.hpp"
 
 namespace ssm_doctor {
 namespace {
@@ -64,6 +69,31 @@ int run_check_command(const check_command& command, std::ostream& out, std::ostr
     return static_cast<int>(result.overall);
 }
 
+int run_watch_command(const watch_command& command, std::ostream& err) {
+    setup_logging(command.log_level.value_or("info"));
+    watch_options options;
+    options.config_file = command.config_file;
+    std::optional<watch_loop> loop;
+    try {
+        loop.emplace(std::move(options));
+    } catch (const config_error& e) {
+        // A daemon that cannot read its configuration at start does not start: systemd shows it.
+        err << "ssm-doctor: " << e.what() << '\n';
+        return to_int(exit_code::unknown);
+    }
+    const auto result = loop->run();
+    if (result.check_abandoned) {
+        // A check is still probing on its own thread and cannot be interrupted. Running static
+        // destructors now (OpenSSL's cleanup among them) would free what it uses, so the
+        // process ends without them, as std::quick_exit is meant for. Nothing is left unwritten:
+        // stderr is flushed first and the watch keeps no files open.
+        err.flush();
+        std::fflush(nullptr);
+        std::quick_exit(result.exit_code);
+    }
+    return result.exit_code;
+}
+
 }  // namespace
 
 int run_program(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -81,6 +111,9 @@ int run_program(const std::vector<std::string>& args, std::ostream& out, std::os
     if (std::holds_alternative<version_command>(parsed)) {
         out << "ssm-doctor " << SSM_DOCTOR_VERSION << '\n';
         return to_int(exit_code::ok);
+    }
+    if (const auto* watch = std::get_if<watch_command>(&parsed)) {
+        return run_watch_command(*watch, err);
     }
     return run_check_command(std::get<check_command>(parsed), out, err);
 }

@@ -21,10 +21,16 @@ struct check_command {
     std::optional<std::string> log_level;
 };
 
+// `ssm-doctor watch`: the long-running mode for systemd (agent/watch.hpp).
+struct watch_command {
+    std::optional<std::filesystem::path> config_file;  // nullopt: the default, may be missing
+    std::optional<std::string> log_level;              // nullopt: info
+};
+
 struct help_command {};
 struct version_command {};
 
-using command = std::variant<check_command, help_command, version_command>;
+using command = std::variant<check_command, watch_command, help_command, version_command>;
 
 // Thrown for a command line that cannot be understood; the message is for stderr.
 class usage_error : public std::runtime_error {

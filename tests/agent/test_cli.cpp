@@ -30,6 +30,25 @@ TEST_CASE("options also take the --name=value form", "[cli]") {
     CHECK_FALSE(check.config_file);
 }
 
+TEST_CASE("watch takes a configuration file and a log level", "[cli][watch]") {
+    const auto parsed =
+        parse_command_line({"watch", "--config=/etc/ssm-doctor/x.yaml", "--log-level", "debug"});
+    const auto& watch = std::get<watch_command>(parsed);
+    CHECK(watch.config_file == std::filesystem::path("/etc/ssm-doctor/x.yaml"));
+    CHECK(watch.log_level == "debug");
+
+    const auto bare = std::get<watch_command>(parse_command_line({"watch"}));
+    CHECK_FALSE(bare.config_file);
+    CHECK_FALSE(bare.log_level);
+
+    // Options of check that make no sense for a daemon are refused.
+    CHECK_THROWS_WITH(parse_command_line({"watch", "--output", "json"}),
+                      Catch::Contains("unknown option for watch: --output"));
+    CHECK_THROWS_AS(parse_command_line({"watch", "--config"}), usage_error);
+    CHECK_THROWS_AS(parse_command_line({"watch", "--config", ""}), usage_error);
+    CHECK_THROWS_AS(parse_command_line({"watch", "--log-level", "chatty"}), usage_error);
+}
+
 TEST_CASE("help and version are commands of their own", "[cli]") {
     CHECK(std::holds_alternative<help_command>(parse_command_line({"--help"})));
     CHECK(std::holds_alternative<help_command>(parse_command_line({"-h"})));
@@ -72,6 +91,11 @@ TEST_CASE("usage and configuration errors exit 3 with a message on stderr", "[cl
         CHECK(run_program({"check", "--config", "/nonexistent/ssm-doctor.yaml"}, out, err) == 3);
         CHECK_THAT(err.str(), Catch::Contains("/nonexistent/ssm-doctor.yaml"));
     }
+    SECTION("watch with a named config file that does not exist") {
+        CHECK(run_program({"watch", "--config", "/nonexistent/watch.yaml", "--log-level", "off"},
+                          out, err) == 3);
+        CHECK_THAT(err.str(), Catch::Contains("/nonexistent/watch.yaml"));
+    }
     SECTION("a region that is not a region name") {
         CHECK(run_program({"check", "--region", "us east 1"}, out, err) == 3);
         CHECK_THAT(err.str(), Catch::Contains("--region"));
@@ -87,5 +111,6 @@ TEST_CASE("help and version print to stdout and exit 0", "[cli]") {
     out.str("");
     CHECK(run_program({"--help"}, out, err) == 0);
     CHECK_THAT(out.str(), Catch::Contains("ssm-doctor check"));
+    CHECK_THAT(out.str(), Catch::Contains("ssm-doctor watch [--config FILE]"));
     CHECK(err.str().empty());
 }

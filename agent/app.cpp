@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "agent/check.hpp"
 #include "agent/cli.hpp"
 #include "agent/config.hpp"
 #include "agent/logging.hpp"
+#include "agent/publisher.hpp"
 #include "agent/render.hpp"
 #include "agent/targets.hpp"
 #include "agent/verdict.hpp"
@@ -22,6 +24,26 @@ namespace {
 
 int to_int(exit_code code) {
     return static_cast<int>(code);
+}
+
+std::shared_ptr<boost::asio::ssl::context> shipping_tls(const doctor_config& config) {
+    return config.cloudwatch.log_group ? make_tls_client_context(config.tls_ca_file) : nullptr;
+}
+
+// The check's events to the event log and, with native shipping, to CloudWatch Logs within
+// cloudwatch.flush_timeout; what is not delivered by then waits in the spool for the next run.
+// Publishing never changes the exit code: the verdict is about Systems Manager.
+void publish_check(const doctor_config& config, const report& r) {
+    if (!config.events.enabled && !config.cloudwatch.log_group) {
+        return;
+    }
+    try {
+        event_publisher publisher(config, shipping_tls(config));
+        publisher.publish_check(r);
+        publisher.flush(config.cloudwatch.flush_timeout);
+    } catch (const std::exception& e) {
+        spdlog::warn("{} {}", kv("event", "publish_failed"), kv("error", e.what()));
+    }
 }
 
 int run_check_command(const check_command& command, std::ostream& out, std::ostream& err) {
@@ -66,6 +88,7 @@ int run_check_command(const check_command& command, std::ostream& out, std::ostr
     }
     out.flush();
     log_report(result);
+    publish_check(options.config, result);
     return static_cast<int>(result.overall);
 }
 
@@ -73,16 +96,27 @@ int run_watch_command(const watch_command& command, std::ostream& err) {
     setup_logging(command.log_level.value_or("info"));
     watch_options options;
     options.config_file = command.config_file;
+    std::optional<publishing_observer> observer;  // outlives the loop that calls it
     std::optional<watch_loop> loop;
     try {
+        // Events and shipping keep the settings the daemon started with; a reload changes the
+        // checks, not where their events go (docs/cloudwatch.md).
+        const auto config = options.config_file ? load_config(*options.config_file, true)
+                                                : load_config(default_config_path, false);
+        if (config.events.enabled || config.cloudwatch.log_group) {
+            observer.emplace(config, shipping_tls(config));
+            options.observer = &*observer;
+        }
         loop.emplace(std::move(options));
-    } catch (const config_error& e) {
+    } catch (const std::exception& e) {
         // A daemon that cannot read its configuration at start does not start: systemd shows it.
         err << "ssm-doctor: " << e.what() << '\n';
         return to_int(exit_code::unknown);
     }
     const auto result = loop->run();
     if (result.check_abandoned) {
+        // The shipping thread ends within one short flush, and queued events reach the spool.
+        observer.reset();
         // A check is still probing on its own thread and cannot be interrupted. Running static
         // destructors now (OpenSSL's cleanup among them) would free what it uses, so the
         // process ends without them, as std::quick_exit is meant for. Nothing is left unwritten:

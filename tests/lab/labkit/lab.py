@@ -519,7 +519,9 @@ class Lab:
                   "tls:",
                   "  ca_file: %s" % self.pki.ca_file,
                   "probe:",
-                  "  timeout: %s" % s.probe_timeout]
+                  "  timeout: %s" % s.probe_timeout,
+                  "events:",
+                  "  file: %s" % os.path.join(self.dir, "events", "events.log")]
         if s.probe_endpoints:
             lines.append("  endpoints: [%s]" % ", ".join(s.probe_endpoints))
         path = os.path.join(self.dir, "ssm-doctor.yaml")

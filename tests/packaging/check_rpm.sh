@@ -53,6 +53,8 @@ expected=$(cat <<LIST
 $(cd "$repo" && find docs -maxdepth 1 -name '*.md' -printf '/usr/share/doc/ssm-doctor/%p\n')
 /usr/share/licenses/ssm-doctor
 /usr/share/licenses/ssm-doctor/LICENSE
+/usr/share/ssm-doctor
+/usr/share/ssm-doctor/amazon-cloudwatch-agent.json
 LIST
 )
 listed=$(rpm -qlp "$rpm_file" | grep -v '^/usr/lib/\.build-id' | sort)

@@ -11,31 +11,22 @@
 #include <nlohmann/json.hpp>
 
 #include "probes/http_client.hpp"
+#include "probes/imds_protocol.hpp"
 
 namespace ssm_doctor {
 namespace {
 
 using json = nlohmann::json;
+using imds::token_header;
+using imds::token_path;
+using imds::trim;
+using imds::ttl_header;
 
-constexpr std::string_view token_path = "/latest/api/token";
 constexpr std::string_view document_path = "/latest/dynamic/instance-identity/document";
 constexpr std::string_view mac_path = "/latest/meta-data/mac";
 constexpr std::string_view macs_path = "/latest/meta-data/network/interfaces/macs/";
-constexpr std::string_view ttl_header = "X-aws-ec2-metadata-token-ttl-seconds";
-constexpr std::string_view token_header = "X-aws-ec2-metadata-token";
 // One run needs the token for a second or two; a short life limits the harm of a leak.
 constexpr std::string_view token_ttl_seconds = "60";
-
-std::string_view trim(std::string_view text) {
-    const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!text.empty() && space(text.front())) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && space(text.back())) {
-        text.remove_suffix(1);
-    }
-    return text;
-}
 
 std::string_view json_type_name(const json& value) {
     // nlohmann calls integers "number" and so do we; people do not care about the width.

@@ -11,30 +11,21 @@
 #include <openssl/crypto.h>
 
 #include "probes/http_client.hpp"
+#include "probes/imds_protocol.hpp"
 
 namespace ssm_doctor {
 namespace {
 
 using json = nlohmann::json;
+using imds::token_header;
+using imds::token_path;
+using imds::trim;
+using imds::ttl_header;
 
-constexpr std::string_view token_path = "/latest/api/token";
 constexpr std::string_view role_list_path = "/latest/meta-data/iam/security-credentials/";
-constexpr std::string_view ttl_header = "X-aws-ec2-metadata-token-ttl-seconds";
-constexpr std::string_view token_header = "X-aws-ec2-metadata-token";
 // The token is used for the three requests of one fetch and then wiped; the longest TTL costs
 // nothing and spares a second token request if a fetch is slow.
 constexpr std::string_view token_ttl_seconds = "21600";
-
-std::string_view trim(std::string_view text) {
-    const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-    while (!text.empty() && space(text.front())) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && space(text.back())) {
-        text.remove_suffix(1);
-    }
-    return text;
-}
 
 void wipe(std::string& text) {
     OPENSSL_cleanse(text.data(), text.size());

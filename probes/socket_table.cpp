@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Parses /proc/net/tcp and tcp6, and finds the process holding each session through its fds.
+// Reads the TCP table (sock_diag, else /proc/net/tcp and tcp6) and finds each session's owner.
 #include "probes/socket_table.hpp"
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "probes/sock_diag.hpp"
 #include "probes/unique_fd.hpp"
 
 namespace ssm_doctor {
@@ -460,10 +461,25 @@ std::vector<tcp_socket_entry> parse_proc_net_tcp(std::string_view text, bool v6,
     return entries;
 }
 
-socket_observation read_socket_table(const std::filesystem::path& proc_root,
-                                     const std::vector<unsigned short>& remote_ports) {
-    socket_observation observation;
+namespace {
 
+bool wanted_session(const tcp_socket_entry& entry, const std::vector<unsigned short>& ports) {
+    return entry.state == tcp_established &&
+           std::find(ports.begin(), ports.end(), entry.remote.port()) != ports.end();
+}
+
+void add_session(const tcp_socket_entry& entry, socket_observation& observation) {
+    tcp_session session;
+    session.local = entry.local;
+    session.remote = entry.remote;
+    session.inode = entry.inode;
+    observation.sessions.push_back(std::move(session));
+}
+
+// Reads <proc_root>/net/tcp and tcp6 into `observation`: sessions, table_read and notes.
+void read_text_tables(const std::filesystem::path& proc_root,
+                      const std::vector<unsigned short>& remote_ports,
+                      socket_observation& observation) {
     struct table {
         const char* name;
         bool v6;
@@ -483,16 +499,9 @@ socket_observation read_socket_table(const std::filesystem::path& proc_root,
 
         std::vector<std::string> problems;
         for (const auto& entry : parse_proc_net_tcp(file.text, t.v6, &problems)) {
-            if (entry.state != tcp_established ||
-                std::find(remote_ports.begin(), remote_ports.end(), entry.remote.port()) ==
-                    remote_ports.end()) {
-                continue;
+            if (wanted_session(entry, remote_ports)) {
+                add_session(entry, observation);
             }
-            tcp_session session;
-            session.local = entry.local;
-            session.remote = entry.remote;
-            session.inode = entry.inode;
-            observation.sessions.push_back(std::move(session));
         }
         // A table gone wrong could fill the notes with one line each; a few show the pattern.
         constexpr std::size_t max_problems = 5;
@@ -509,6 +518,51 @@ socket_observation read_socket_table(const std::filesystem::path& proc_root,
         read_errors.insert(read_errors.end(), missing.begin(), missing.end());
     }
     observation.notes.insert(observation.notes.end(), read_errors.begin(), read_errors.end());
+}
+
+// True for the live procfs, whose net/tcp shows the same namespace as a sock_diag socket.
+bool is_live_proc(const std::filesystem::path& proc_root) {
+    const auto normal = proc_root.lexically_normal();
+    return normal == "/proc" || normal == "/proc/";
+}
+
+}  // namespace
+
+socket_observation read_socket_table(const std::filesystem::path& proc_root,
+                                     const std::vector<unsigned short>& remote_ports) {
+    if (!is_live_proc(proc_root)) {
+        return read_socket_table(proc_root, remote_ports, sock_diag_source{});
+    }
+    return read_socket_table(proc_root, remote_ports, [](const std::vector<unsigned short>& ports) {
+        return read_sock_diag_tcp(ports);
+    });
+}
+
+socket_observation read_socket_table(const std::filesystem::path& proc_root,
+                                     const std::vector<unsigned short>& remote_ports,
+                                     const sock_diag_source& sock_diag) {
+    socket_observation observation;
+    bool from_netlink = false;
+    if (sock_diag) {
+        const sock_diag_result dump = sock_diag(remote_ports);
+        if (dump.ok) {
+            from_netlink = true;
+            observation.table_read = true;
+            for (const auto& entry : dump.entries) {
+                if (wanted_session(entry, remote_ports)) {
+                    add_session(entry, observation);
+                }
+            }
+            observation.notes = dump.notes;
+        } else {
+            // The text tables give the same answer at a higher cost; say why they were needed.
+            observation.notes.push_back("sock_diag unavailable (" + dump.describe() + "); read " +
+                                        (proc_root / "net" / "tcp").string() + " and tcp6 instead");
+        }
+    }
+    if (!from_netlink) {
+        read_text_tables(proc_root, remote_ports, observation);
+    }
 
     if (!observation.table_read) {
         return observation;  // attribution_complete stays false: nothing was observed

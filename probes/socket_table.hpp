@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The live TCP socket table (/proc/net/tcp, tcp6) and which process owns each connection.
+// The live TCP socket table (sock_diag, else /proc/net/tcp, tcp6) and the owner of each connection.
 #pragma once
 
 #include <utility>
@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,10 +78,16 @@ struct socket_observation {
 
 // Established connections whose remote port is in `remote_ports` (443, plus a proxy's port).
 //
-// Reads <proc_root>/net/tcp and <proc_root>/net/tcp6. Those files show the network namespace of
-// the process that reads them, so "/proc" gives this program's own namespace: an agent running
-// in another network namespace (a container) has sessions this does not see. A missing tcp6
-// (IPv6 disabled) is normal and noted only when tcp is unreadable too.
+// With proc_root "/proc" the table comes from the kernel's sock_diag netlink dump
+// (probes/sock_diag.hpp), which costs a third to a half of reading the text tables (the kernel
+// still walks its whole hash; docs/benchmarks.md); when that is unavailable (no AF_NETLINK under a
+// sandbox, no inet_diag module, a refused or garbled reply), one note says why and the text tables
+// are read instead. Any other proc_root (a captured or fake tree) is read as text, silently.
+//
+// The text tables are <proc_root>/net/tcp and <proc_root>/net/tcp6. Both sources show the network
+// namespace of this process, so an agent running in another network namespace (a container) has
+// sessions this does not see. A missing tcp6 (IPv6 disabled) is normal and noted only when tcp is
+// unreadable too.
 //
 // Owners are found by scanning the fd symlinks of every <proc_root>/<pid> for "socket:[inode]",
 // stopping once every session has one. A socket shared after fork goes to the first process
@@ -92,5 +99,17 @@ struct socket_observation {
 // may show a connection twice or miss one that moved in the table meanwhile.
 socket_observation read_socket_table(const std::filesystem::path& proc_root,
                                      const std::vector<unsigned short>& remote_ports);
+
+struct sock_diag_result;
+
+// The table source tried before the text tables: read_sock_diag_tcp, or a stand-in in tests.
+using sock_diag_source =
+    std::function<sock_diag_result(const std::vector<unsigned short>& remote_ports)>;
+
+// The same with the first source chosen: `sock_diag` whatever proc_root is (owners are still
+// found under proc_root), or the text tables only when it is empty (as for a fake proc_root).
+socket_observation read_socket_table(const std::filesystem::path& proc_root,
+                                     const std::vector<unsigned short>& remote_ports,
+                                     const sock_diag_source& sock_diag);
 
 }  // namespace ssm_doctor

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "probes/sock_diag.hpp"
 #include "probes/socket_table.hpp"
 
 namespace {
@@ -562,6 +563,88 @@ TEST_CASE("Sessions in a fake /proc are attributed to the processes holding thei
         // Every session that can have an owner has one, so the unreadable process is moot.
         CHECK(o.attribution_complete);
         CHECK(o.notes.empty());
+    }
+    SECTION("sock_diag refused: the text tables are read and one note says why") {
+        ssm_doctor::sock_diag_source refused = [](const std::vector<unsigned short>&) {
+            ssm_doctor::sock_diag_result r;
+            r.step = "socket";
+            r.error = EPERM;
+            r.detail = "Operation not permitted";
+            return r;
+        };
+        const auto o = ssm_doctor::read_socket_table(root, https, refused);
+        CHECK(o.table_read);
+        CHECK(o.attribution_complete);
+        const std::vector<std::string> expected{
+            "sock_diag unavailable (socket: Operation not permitted); read " +
+            (root / "net" / "tcp").string() + " and tcp6 instead"};
+        CHECK(o.notes == expected);
+        REQUIRE(o.sessions.size() == 6);
+        CHECK(o.sessions[0].inode == ssmmessages_control);
+        CHECK(o.sessions[0].pid == 1043);
+    }
+    SECTION("sock_diag refused and no text table: both failures are noted") {
+        fs::remove(root / "net" / "tcp");
+        fs::remove(root / "net" / "tcp6");
+        ssm_doctor::sock_diag_source garbled = [](const std::vector<unsigned short>&) {
+            ssm_doctor::sock_diag_result r;
+            r.step = "reply";
+            r.detail = "message 1 at byte 0: length 8 is shorter than its own header";
+            return r;
+        };
+        const auto o = ssm_doctor::read_socket_table(root, https, garbled);
+        CHECK_FALSE(o.table_read);
+        CHECK_FALSE(o.attribution_complete);
+        REQUIRE(o.notes.size() == 3);
+        CHECK(o.notes[0] ==
+              "sock_diag unavailable (reply: message 1 at byte 0: length 8 is shorter than its own "
+              "header); read " +
+                  (root / "net" / "tcp").string() + " and tcp6 instead");
+    }
+    SECTION("sock_diag answered: its sessions are used and owners found under proc_root") {
+        // Without text tables, every session below can only have come from the stand-in.
+        fs::remove(root / "net" / "tcp");
+        fs::remove(root / "net" / "tcp6");
+        std::vector<unsigned short> asked;
+        ssm_doctor::sock_diag_source answered = [&asked](const std::vector<unsigned short>& p) {
+            asked = p;
+            ssm_doctor::sock_diag_result r;
+            r.ok = true;
+            r.entries = {
+                {endpoint("10.0.1.25", 49822), endpoint("10.0.2.41", 443), 1, 0,
+                 ssmmessages_control},
+                // Another state and another port: a source that did not filter is corrected.
+                {endpoint("10.0.1.25", 49900), endpoint("10.0.2.41", 443), 8, 0, 99001},
+                {endpoint("10.0.1.25", 49901), endpoint("10.0.2.41", 8443), 1, 0, 99002},
+                {endpoint("::ffff:10.0.1.25", 50001), endpoint("::ffff:10.0.2.41", 443), 1, 0,
+                 mapped_v6},
+                {endpoint("10.0.1.25", 49902), endpoint("10.0.2.41", 443), 1, 0, 99003},
+            };
+            r.notes = {
+                "sock_diag: the IPv4 socket table changed during each of 3 dumps; the last "
+                "is used and may miss or repeat a connection"};
+            return r;
+        };
+        const auto o = ssm_doctor::read_socket_table(root, https, answered);
+        CHECK(asked == https);
+        CHECK(o.table_read);
+        CHECK(o.attribution_complete);
+        REQUIRE(o.notes.size() == 1);
+        CHECK(o.notes[0].starts_with("sock_diag: the IPv4 socket table changed"));
+        REQUIRE(o.sessions.size() == 3);
+        CHECK(o.sessions[0].inode == ssmmessages_control);
+        CHECK(o.sessions[0].pid == 1043);
+        CHECK(o.sessions[0].process == "ssm-agent-worker");
+        CHECK(o.sessions[1].inode == mapped_v6);
+        CHECK(o.sessions[1].remote == endpoint("::ffff:10.0.2.41", 443));
+        CHECK(o.sessions[1].pid == 2300);
+        CHECK(o.sessions[2].inode == 99003);
+        CHECK(o.sessions[2].pid == 0);  // held by no process in the fake tree
+    }
+    SECTION("an empty source means the text tables only, without a note") {
+        const auto o = ssm_doctor::read_socket_table(root, https, ssm_doctor::sock_diag_source{});
+        CHECK(o.notes.empty());
+        CHECK(o.sessions.size() == 6);
     }
     SECTION("fd directories denied to us give one note that says how to fix it") {
         for (int pid : {6001, 6002}) {

@@ -519,11 +519,12 @@ class Lab:
                   "tls:",
                   "  ca_file: %s" % self.pki.ca_file,
                   "probe:",
-                  "  timeout: %s" % s.probe_timeout,
-                  "events:",
-                  "  file: %s" % os.path.join(self.dir, "events", "events.log")]
+                  "  timeout: %s" % s.probe_timeout]
         if s.probe_endpoints:
             lines.append("  endpoints: [%s]" % ", ".join(s.probe_endpoints))
+        # The events stay in the lab, never in the host's /var/log.
+        lines += ["events:",
+                  "  file: %s" % os.path.join(self.dir, "events", "events.log")]
         path = os.path.join(self.dir, "ssm-doctor.yaml")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")

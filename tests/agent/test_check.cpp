@@ -34,37 +34,20 @@ std::string proc_net_v4(const asio::ip::tcp::endpoint& ep) {
     return text;
 }
 
-// Servers on the test's own thread, one per endpoint, each with a behaviour of its own.
-class endpoint_servers {
+// One loopback server per endpoint, each with a behaviour of its own.
+class endpoint_servers : public endpoint_server_set {
 public:
-    explicit endpoint_servers(const std::vector<server_behaviour>& behaviours) {
-        const auto ca = make_ca("Check Test CA");
-        ca_pem_ = ca.cert_pem();
-        for (std::size_t i = 0; i < behaviours.size(); ++i) {
-            const auto identity = make_server_certificate(ca, server_spec(lab_hosts[i]));
-            servers_.push_back(std::make_unique<loopback_tls_server>(
-                io_, behaviours[i], make_tls_server_context(identity)));
-        }
-        thread_ = std::thread([this] { io_.run(); });
-    }
-
-    ~endpoint_servers() {
-        asio::post(io_, [this] {
-            for (auto& server : servers_) {
-                server->stop();
-            }
-        });
-        thread_.join();
-    }
-
-    const std::string& ca_pem() const { return ca_pem_; }
-    asio::ip::tcp::endpoint endpoint(std::size_t i) const { return servers_[i]->endpoint(); }
+    explicit endpoint_servers(const std::vector<server_behaviour>& behaviours)
+        : endpoint_server_set(servers_for(behaviours)) {}
 
 private:
-    asio::io_context io_;
-    std::string ca_pem_;
-    std::vector<std::unique_ptr<loopback_tls_server>> servers_;
-    std::thread thread_;
+    static std::vector<server> servers_for(const std::vector<server_behaviour>& behaviours) {
+        std::vector<server> servers;
+        for (std::size_t i = 0; i < behaviours.size(); ++i) {
+            servers.push_back({server_spec(lab_hosts[i]), behaviours[i]});
+        }
+        return servers;
+    }
 };
 
 // A host of its own for the check: overrides in the agent's config point every endpoint at a

@@ -42,38 +42,22 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
 
 // Three endpoints on 127.0.0.1, named by address in the agent's overrides, so that nothing is
 // resolved and nothing leaves the loopback.
-class loopback_endpoints {
+class loopback_endpoints : public endpoint_server_set {
 public:
-    loopback_endpoints() {
-        const auto ca = make_ca("Publish Test CA");
-        ca_pem_ = ca.cert_pem();
-        auto spec = server_spec("localhost");
-        spec.ip_addresses = {"127.0.0.1"};
-        const auto identity = make_server_certificate(ca, spec);
-        for (int i = 0; i < 3; ++i) {
-            servers_.push_back(std::make_unique<loopback_tls_server>(
-                io_, server_behaviour::tls, make_tls_server_context(identity)));
-        }
-        thread_ = std::thread([this] { io_.run(); });
-    }
-    ~loopback_endpoints() {
-        asio::post(io_, [this] {
-            for (auto& s : servers_) {
-                s->stop();
-            }
-        });
-        thread_.join();
-    }
-    const std::string& ca_pem() const { return ca_pem_; }
+    loopback_endpoints() : endpoint_server_set(servers()) {}
+
     std::string url(int i) const {
-        return "https://127.0.0.1:" + std::to_string(servers_[i]->endpoint().port());
+        return "https://127.0.0.1:" + std::to_string(endpoint(i).port());
     }
 
 private:
-    asio::io_context io_;
-    std::string ca_pem_;
-    std::vector<std::unique_ptr<loopback_tls_server>> servers_;
-    std::thread thread_;
+    static std::vector<server> servers() {
+        auto spec = server_spec("localhost");
+        spec.ip_addresses = {"127.0.0.1"};
+        return {{spec, server_behaviour::tls},
+                {spec, server_behaviour::tls},
+                {spec, server_behaviour::tls}};
+    }
 };
 
 }  // namespace

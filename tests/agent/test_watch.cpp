@@ -312,37 +312,20 @@ std::string proc_net_v4(const asio::ip::tcp::endpoint& ep) {
     return text;
 }
 
-// One TLS server per endpoint on the test's own thread.
-class endpoint_servers {
+// One loopback server per endpoint, all behaving alike.
+class endpoint_servers : public endpoint_server_set {
 public:
-    explicit endpoint_servers(server_behaviour behaviour) {
-        const auto ca = make_ca("Watch Test CA");
-        ca_pem_ = ca.cert_pem();
-        for (const auto& host : lab_hosts) {
-            const auto identity = make_server_certificate(ca, server_spec(host));
-            servers_.push_back(std::make_unique<loopback_tls_server>(
-                io_, behaviour, make_tls_server_context(identity)));
-        }
-        thread_ = std::thread([this] { io_.run(); });
-    }
-
-    ~endpoint_servers() {
-        asio::post(io_, [this] {
-            for (auto& server : servers_) {
-                server->stop();
-            }
-        });
-        thread_.join();
-    }
-
-    const std::string& ca_pem() const { return ca_pem_; }
-    asio::ip::tcp::endpoint endpoint(std::size_t i) const { return servers_[i]->endpoint(); }
+    explicit endpoint_servers(server_behaviour behaviour)
+        : endpoint_server_set(servers_for(behaviour)) {}
 
 private:
-    asio::io_context io_;
-    std::string ca_pem_;
-    std::vector<std::unique_ptr<loopback_tls_server>> servers_;
-    std::thread thread_;
+    static std::vector<server> servers_for(server_behaviour behaviour) {
+        std::vector<server> servers;
+        for (const auto& host : lab_hosts) {
+            servers.push_back({server_spec(host), behaviour});
+        }
+        return servers;
+    }
 };
 
 // A host for the watch: the agent's config points every endpoint at a loopback server, /proc

@@ -8,6 +8,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -15,6 +16,26 @@
 #include <boost/asio/write.hpp>
 
 namespace ssm_doctor::testing {
+
+endpoint_server_set::endpoint_server_set(const std::vector<server>& servers) {
+    const auto ca = make_ca("Endpoint Test CA");
+    ca_pem_ = ca.cert_pem();
+    for (const auto& one : servers) {
+        const auto identity = make_server_certificate(ca, one.spec);
+        servers_.push_back(std::make_unique<loopback_tls_server>(
+            io_, one.behaviour, make_tls_server_context(identity)));
+    }
+    thread_ = std::thread([this] { io_.run(); });
+}
+
+endpoint_server_set::~endpoint_server_set() {
+    boost::asio::post(io_, [this] {
+        for (auto& s : servers_) {
+            s->stop();
+        }
+    });
+    thread_.join();
+}
 
 std::shared_ptr<boost::asio::ssl::context> make_tls_server_context(const test_identity& identity) {
     auto context =

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -60,6 +61,32 @@ private:
     boost::asio::ip::tcp::endpoint endpoint_;
     connection_set connections_;
     int accepted_ = 0;
+};
+
+// One TLS server per endpoint, all certified by one test CA, served on a thread of their own
+// so that a blocking call under test (a whole check) can talk to them.
+class endpoint_server_set {
+public:
+    struct server {
+        certificate_spec spec;
+        server_behaviour behaviour = server_behaviour::tls;
+    };
+
+    explicit endpoint_server_set(const std::vector<server>& servers);
+    ~endpoint_server_set();
+    endpoint_server_set(const endpoint_server_set&) = delete;
+    endpoint_server_set& operator=(const endpoint_server_set&) = delete;
+
+    const std::string& ca_pem() const { return ca_pem_; }
+    boost::asio::ip::tcp::endpoint endpoint(std::size_t i) const {
+        return servers_.at(i)->endpoint();
+    }
+
+private:
+    boost::asio::io_context io_;
+    std::string ca_pem_;
+    std::vector<std::unique_ptr<loopback_tls_server>> servers_;
+    std::thread thread_;
 };
 
 enum class proxy_behaviour {

@@ -19,30 +19,13 @@
 #include <unistd.h>
 
 #include "agent/event_log.hpp"
+#include "tests/support/test_certs.hpp"
 
 using namespace ssm_doctor;
 namespace fs = std::filesystem;
+using ssm_doctor::testing::temp_dir;
 
 namespace {
-
-class temp_dir {
-public:
-    temp_dir() {
-        std::string pattern = (fs::temp_directory_path() / "ssm-doctor-log-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = pattern;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
 
 std::vector<std::string> lines_of(const fs::path& file) {
     std::vector<std::string> lines;

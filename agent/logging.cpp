@@ -54,13 +54,6 @@ private:
     bool enabled_;
 };
 
-bool needs_quotes(std::string_view value) {
-    if (value.empty()) {
-        return true;
-    }
-    return value.find_first_of(" \t\"=\\\n") != std::string_view::npos;
-}
-
 std::string optional_text(const std::optional<std::chrono::milliseconds>& ms) {
     return ms ? std::to_string(ms->count()) : "-";
 }
@@ -76,28 +69,6 @@ void setup_logging(std::string_view level) {
     logger->set_formatter(std::move(formatter));
     logger->set_level(spdlog::level::from_str(std::string(level)));
     spdlog::set_default_logger(std::move(logger));
-}
-
-std::string kv(std::string_view key, std::string_view value) {
-    std::string out(key);
-    out += '=';
-    if (!needs_quotes(value)) {
-        out += value;
-        return out;
-    }
-    out += '"';
-    for (const char c : value) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (c == '\n') {
-            out += "\\n";
-        } else {
-            out += c;
-        }
-    }
-    out += '"';
-    return out;
 }
 
 void log_report(const report& r) {

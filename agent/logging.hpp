@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/log_fields.hpp"
 #include "agent/verdict.hpp"
 
 namespace ssm_doctor {
@@ -12,9 +13,6 @@ namespace ssm_doctor {
 // Levels: debug, info, warn, error, off. Under systemd (JOURNAL_STREAM set) each line starts
 // with the syslog priority "<N>" so journald files it at the right level and stamps the time.
 void setup_logging(std::string_view level);
-
-// `key=value`, the value quoted (with \" and \\ escaped) when it holds spaces, quotes or '='.
-std::string kv(std::string_view key, std::string_view value);
 
 // One line per endpoint (debug), per finding (info or warn) and the verdict (info).
 void log_report(const report& r);

@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/log_fields.hpp"
 #include "agent/targets.hpp"
 
 namespace ssm_doctor {
@@ -26,28 +27,6 @@ using std::chrono::milliseconds;
 constexpr std::size_t peek_bytes = 2u << 20;
 
 // `key=value` as agent/logging.hpp's kv() writes it (this library sits below that one).
-std::string field(std::string_view key, std::string_view value) {
-    std::string out(key);
-    out += '=';
-    if (!value.empty() && value.find_first_of(" \t\"=\\\n") == std::string_view::npos) {
-        out += value;
-        return out;
-    }
-    out += '"';
-    for (char c : value) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += c == '\n' ? ' ' : c;
-    }
-    out += '"';
-    return out;
-}
-
-std::string field(std::string_view key, std::uint64_t value) {
-    return field(key, std::to_string(value));
-}
-
 // The length of the UTF-8 sequence starting at text[i], or 0 when it is not a valid one.
 std::size_t utf8_sequence(std::string_view text, std::size_t i) {
     const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
@@ -206,11 +185,11 @@ shipper::shipper(shipper_settings settings, std::shared_ptr<asio::ssl::context> 
     // are reported from here on.
     spool_dropped_seen_ = spool_.dropped();
     for (const auto& note : spool_.take_notes()) {
-        spdlog::warn("{} {}", field("event", "spool_note"), field("note", note));
+        spdlog::warn("{} {}", kv("event", "spool_note"), kv("note", note));
     }
     if (spool_dropped_seen_ > 0) {
-        spdlog::warn("{} {} {}", field("event", "spool_dropped"),
-                     field("count", spool_dropped_seen_), field("reason", "damaged"));
+        spdlog::warn("{} {} {}", kv("event", "spool_dropped"), kv("count", spool_dropped_seen_),
+                     kv("reason", "damaged"));
         totals_.spool_dropped += spool_dropped_seen_;
     }
 }
@@ -223,7 +202,7 @@ std::size_t shipper::pending() const {
 
 void shipper::report_spool() {
     for (const auto& note : spool_.take_notes()) {
-        spdlog::warn("{} {}", field("event", "spool_note"), field("note", note));
+        spdlog::warn("{} {}", kv("event", "spool_note"), kv("note", note));
     }
     const std::uint64_t dropped = spool_.dropped();
     if (dropped > spool_dropped_seen_) {
@@ -238,7 +217,7 @@ bool shipper::publish(std::int64_t timestamp_ms, const std::string& message) {
     try {
         spool_.append(timestamp_ms, message);
     } catch (const std::exception& e) {
-        spdlog::error("{} {}", field("event", "spool_failed"), field("error", e.what()));
+        spdlog::error("{} {}", kv("event", "spool_failed"), kv("error", e.what()));
         return false;
     }
     report_spool();
@@ -264,8 +243,8 @@ asio::awaitable<bool> shipper::ensure_destination(asio::any_io_executor executor
                                                    call_deadline());
     ++totals_.requests;
     if (group.outcome == logs_outcome::ok) {
-        spdlog::info("{} {} {}", field("event", "ship_created"), field("what", "log_group"),
-                     field("name", settings_.log_group));
+        spdlog::info("{} {} {}", kv("event", "ship_created"), kv("what", "log_group"),
+                     kv("name", settings_.log_group));
     } else if (group.outcome != logs_outcome::already_exists) {
         failure = std::move(group);
         co_return false;
@@ -274,8 +253,8 @@ asio::awaitable<bool> shipper::ensure_destination(asio::any_io_executor executor
         executor, settings_.log_group, settings_.log_stream, credentials, call_deadline());
     ++totals_.requests;
     if (stream.outcome == logs_outcome::ok) {
-        spdlog::info("{} {} {} {}", field("event", "ship_created"), field("what", "log_stream"),
-                     field("group", settings_.log_group), field("name", settings_.log_stream));
+        spdlog::info("{} {} {} {}", kv("event", "ship_created"), kv("what", "log_stream"),
+                     kv("group", settings_.log_group), kv("name", settings_.log_stream));
     } else if (stream.outcome != logs_outcome::already_exists) {
         failure = std::move(stream);
         co_return false;
@@ -301,8 +280,8 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
         }
         if (steady_clock::now() >= deadline) {
             result.error = "the deadline passed";
-            spdlog::warn("{} {} {}", field("event", "ship_failed"), field("reason", "deadline"),
-                         field("pending", spool_.pending()));
+            spdlog::warn("{} {} {}", kv("event", "ship_failed"), kv("reason", "deadline"),
+                         kv("pending", spool_.pending()));
             break;
         }
         std::vector<spooled_event> pending = spool_.peek(cap, peek_bytes);
@@ -311,8 +290,8 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
         }
         if (pending.empty()) {
             result.error = "the spool reports pending events but returns none";
-            spdlog::error("{} {} {}", field("event", "ship_failed"), field("reason", "spool"),
-                          field("pending", spool_.pending()));
+            spdlog::error("{} {} {}", kv("event", "ship_failed"), kv("reason", "spool"),
+                          kv("pending", spool_.pending()));
             break;
         }
         const log_batch batch = make_batch(pending, cap, settings_.limits);
@@ -345,16 +324,16 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
                     totals_.rejected += refused;
                     totals_.truncated += batch.truncated;
                     if (refused > 0) {
-                        spdlog::warn("{} {} {} {}", field("event", "ship_rejected"),
-                                     field("reason", "out_of_range"), field("count", refused),
-                                     field("batch", batch.taken));
+                        spdlog::warn("{} {} {} {}", kv("event", "ship_rejected"),
+                                     kv("reason", "out_of_range"), kv("count", refused),
+                                     kv("batch", batch.taken));
                     }
                     if (batch.truncated > 0) {
-                        spdlog::warn("{} {}", field("event", "ship_truncated"),
-                                     field("count", batch.truncated));
+                        spdlog::warn("{} {}", kv("event", "ship_truncated"),
+                                     kv("count", batch.truncated));
                     }
-                    spdlog::debug("{} {} {}", field("event", "ship_batch"),
-                                  field("events", batch.taken), field("bytes", batch.bytes));
+                    spdlog::debug("{} {} {}", kv("event", "ship_batch"), kv("events", batch.taken),
+                                  kv("bytes", batch.bytes));
                     attempt = 0;
                     fresh_credentials = false;
                     cap = settings_.limits.max_events;
@@ -374,11 +353,11 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
                             result.error =
                                 "cannot create the log group or stream: " + answer.error_type +
                                 ": " + answer.message;
-                            spdlog::warn("{} {} {} {} {}", field("event", "ship_failed"),
-                                         field("reason", to_string(answer.outcome)),
-                                         field("type", answer.error_type),
-                                         field("message", answer.message),
-                                         field("pending", spool_.pending()));
+                            spdlog::warn("{} {} {} {} {}", kv("event", "ship_failed"),
+                                         kv("reason", to_string(answer.outcome)),
+                                         kv("type", answer.error_type),
+                                         kv("message", answer.message),
+                                         kv("pending", spool_.pending()));
                             give_up = true;
                             break;
                         }
@@ -393,10 +372,10 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
                         fresh_credentials = true;
                         ++result.retries;
                         ++totals_.retries;
-                        spdlog::info("{} {} {} {} {}", field("event", "ship_retry"),
-                                     field("reason", "credentials_rejected"),
-                                     field("type", answer.error_type), field("attempt", 1),
-                                     field("delay_ms", 0));
+                        spdlog::info("{} {} {} {} {}", kv("event", "ship_retry"),
+                                     kv("reason", "credentials_rejected"),
+                                     kv("type", answer.error_type), kv("attempt", 1),
+                                     kv("delay_ms", 0));
                         continue;
                     }
                     reason = "credentials_rejected";
@@ -406,26 +385,25 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
                     if (batch.taken > 1) {
                         // Halve until the event the service refuses is alone, then drop only it.
                         cap = batch.taken / 2;
-                        spdlog::info("{} {} {} {}", field("event", "ship_split"),
-                                     field("type", answer.error_type), field("events", cap),
-                                     field("message", answer.message));
+                        spdlog::info("{} {} {} {}", kv("event", "ship_split"),
+                                     kv("type", answer.error_type), kv("events", cap),
+                                     kv("message", answer.message));
                         continue;
                     }
                     spool_.acknowledge(batch.last_sequence);
                     ++result.rejected;
                     ++totals_.rejected;
-                    spdlog::warn("{} {} {} {} {}", field("event", "ship_rejected"),
-                                 field("reason", "invalid_request"), field("count", 1),
-                                 field("type", answer.error_type),
-                                 field("message", answer.message));
+                    spdlog::warn("{} {} {} {} {}", kv("event", "ship_rejected"),
+                                 kv("reason", "invalid_request"), kv("count", 1),
+                                 kv("type", answer.error_type), kv("message", answer.message));
                     attempt = 0;
                     continue;
                 case logs_outcome::denied:
                     result.error = answer.error_type + ": " + answer.message;
-                    spdlog::warn("{} {} {} {} {} {}", field("event", "ship_failed"),
-                                 field("reason", "denied"), field("status", answer.status),
-                                 field("type", answer.error_type), field("message", answer.message),
-                                 field("pending", spool_.pending()));
+                    spdlog::warn("{} {} {} {} {} {}", kv("event", "ship_failed"),
+                                 kv("reason", "denied"), kv("status", answer.status),
+                                 kv("type", answer.error_type), kv("message", answer.message),
+                                 kv("pending", spool_.pending()));
                     give_up = true;
                     break;
                 case logs_outcome::already_exists:  // not an answer PutLogEvents gives
@@ -449,15 +427,15 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
         const milliseconds delay = backoff(attempt);
         if (attempt >= settings_.max_attempts || steady_clock::now() + delay >= deadline) {
             result.error = reason + ": " + detail;
-            spdlog::warn("{} {} {} {} {}", field("event", "ship_failed"), field("reason", reason),
-                         field("attempts", static_cast<std::uint64_t>(attempt)),
-                         field("detail", detail), field("pending", spool_.pending()));
+            spdlog::warn("{} {} {} {} {}", kv("event", "ship_failed"), kv("reason", reason),
+                         kv("attempts", static_cast<std::uint64_t>(attempt)), kv("detail", detail),
+                         kv("pending", spool_.pending()));
             break;
         }
-        spdlog::info("{} {} {} {} {}", field("event", "ship_retry"), field("reason", reason),
-                     field("attempt", static_cast<std::uint64_t>(attempt)),
-                     field("delay_ms", static_cast<std::uint64_t>(delay.count())),
-                     field("detail", detail));
+        spdlog::info("{} {} {} {} {}", kv("event", "ship_retry"), kv("reason", reason),
+                     kv("attempt", static_cast<std::uint64_t>(attempt)),
+                     kv("delay_ms", static_cast<std::uint64_t>(delay.count())),
+                     kv("detail", detail));
         boost::system::error_code ignored;
         timer.expires_after(delay);
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
@@ -467,18 +445,18 @@ asio::awaitable<flush_result> shipper::flush(asio::any_io_executor executor, ste
     // One line per flush, not per event: at the bound every append drops something.
     result.spool_dropped = std::exchange(dropped_since_flush_, 0);
     if (result.spool_dropped > 0) {
-        spdlog::warn("{} {} {} {}", field("event", "spool_dropped"),
-                     field("count", result.spool_dropped), field("total", totals_.spool_dropped),
-                     field("max_bytes", settings_.spool_max_bytes));
+        spdlog::warn("{} {} {} {}", kv("event", "spool_dropped"), kv("count", result.spool_dropped),
+                     kv("total", totals_.spool_dropped),
+                     kv("max_bytes", settings_.spool_max_bytes));
     }
     result.remaining = spool_.pending();
     if (result.sent > 0 || result.rejected > 0) {
         const auto elapsed =
             std::chrono::duration_cast<milliseconds>(steady_clock::now() - started).count();
-        spdlog::info("{} {} {} {} {} {}", field("event", "ship_ok"), field("sent", result.sent),
-                     field("rejected", result.rejected), field("retries", result.retries),
-                     field("remaining", result.remaining),
-                     field("elapsed_ms", static_cast<std::uint64_t>(elapsed)));
+        spdlog::info("{} {} {} {} {} {}", kv("event", "ship_ok"), kv("sent", result.sent),
+                     kv("rejected", result.rejected), kv("retries", result.retries),
+                     kv("remaining", result.remaining),
+                     kv("elapsed_ms", static_cast<std::uint64_t>(elapsed)));
     }
     co_return result;
 }

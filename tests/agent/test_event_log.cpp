@@ -19,10 +19,12 @@
 #include <unistd.h>
 
 #include "agent/event_log.hpp"
+#include "tests/support/file_size_limit.hpp"
 #include "tests/support/test_certs.hpp"
 
 using namespace ssm_doctor;
 namespace fs = std::filesystem;
+using ssm_doctor::testing::file_size_limit;
 using ssm_doctor::testing::temp_dir;
 
 namespace {
@@ -52,27 +54,6 @@ events_settings settings_in(const fs::path& dir, std::uint64_t max_bytes, int ke
 fs::path numbered(const fs::path& file, int n) {
     return file.string() + "." + std::to_string(n);
 }
-
-// Lowers the file size limit for this process for one scope, so write() comes up short and
-// then fails with EFBIG (SIGXFSZ ignored meanwhile).
-class file_size_limit {
-public:
-    explicit file_size_limit(rlim_t bytes) {
-        ::getrlimit(RLIMIT_FSIZE, &saved_);
-        previous_ = std::signal(SIGXFSZ, SIG_IGN);
-        rlimit lowered = saved_;
-        lowered.rlim_cur = bytes;
-        ::setrlimit(RLIMIT_FSIZE, &lowered);
-    }
-    ~file_size_limit() {
-        ::setrlimit(RLIMIT_FSIZE, &saved_);
-        std::signal(SIGXFSZ, previous_);
-    }
-
-private:
-    rlimit saved_{};
-    void (*previous_)(int) = nullptr;
-};
 
 }  // namespace
 

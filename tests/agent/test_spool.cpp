@@ -14,10 +14,12 @@
 #include <sys/resource.h>
 
 #include "agent/cloudwatch/spool.hpp"
+#include "tests/support/file_size_limit.hpp"
 #include "tests/support/test_certs.hpp"
 
 using namespace ssm_doctor;
 namespace fs = std::filesystem;
+using ssm_doctor::testing::file_size_limit;
 using ssm_doctor::testing::temp_dir;
 
 namespace {
@@ -62,25 +64,6 @@ void flip_byte(const fs::path& file, std::uint64_t offset) {
 }
 
 constexpr std::uint64_t record_overhead = 28;
-
-class file_size_limit {
-public:
-    explicit file_size_limit(rlim_t bytes) {
-        ::getrlimit(RLIMIT_FSIZE, &saved_);
-        previous_ = std::signal(SIGXFSZ, SIG_IGN);
-        rlimit lowered = saved_;
-        lowered.rlim_cur = bytes;
-        ::setrlimit(RLIMIT_FSIZE, &lowered);
-    }
-    ~file_size_limit() {
-        ::setrlimit(RLIMIT_FSIZE, &saved_);
-        std::signal(SIGXFSZ, previous_);
-    }
-
-private:
-    rlimit saved_{};
-    void (*previous_)(int) = nullptr;
-};
 
 }  // namespace
 

@@ -12,8 +12,9 @@ namespace ssm_doctor {
 // Returns true when it was sent; false when no service manager listens (NOTIFY_SOCKET unset, as
 // outside systemd or with Type=simple) or the send failed. Never throws: a lost notification
 // must not stop the daemon, and systemd notices a missing READY or WATCHDOG on its own.
-// Limit: the send blocks while the receiver's queue is full (systemd drains it at once, but a
-// listener that stops reading stalls the caller), so callers send on change, not in bulk.
+// Limit: the send blocks while the receiver's queue is full (systemd drains it at once), for at
+// most one second, so callers send on change, not in bulk. Spoken without libsystemd: a path or
+// an abstract ("@name") socket; systemd's vsock addresses are not supported.
 bool notify(std::string_view state);
 
 // "RELOADING=1" with the MONOTONIC_USEC that systemd 253 and later require next to it (252

@@ -62,6 +62,21 @@ def read_status(pid):
     return values
 
 
+def rss_by_mapping(pid):
+    """RSS in KiB per mapped file (anonymous mappings, heap and stacks as one "[anonymous]")."""
+    totals = {}
+    name = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                path = fields[5] if len(fields) > 5 else ""
+                name = os.path.basename(path) if path.startswith("/") else "[anonymous]"
+            elif fields[0] == "Rss:":
+                totals[name] = totals.get(name, 0) + int(fields[1])
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
 def read_cpu(pid):
     """(own seconds, waited-for children's seconds) from /proc/<pid>/stat."""
     with open("/proc/%d/stat" % pid) as f:
@@ -134,6 +149,7 @@ def run_watch(lab, binary, name, sample_s, interval_s, seconds, every):
             peak = max(peak, status["VmHWM"])
             last = status
             if elapsed >= seconds:
+                mappings = rss_by_mapping(pid)
                 break
             time.sleep(min(every, seconds - elapsed))
         own, children = read_cpu(pid)
@@ -157,7 +173,8 @@ def run_watch(lab, binary, name, sample_s, interval_s, seconds, every):
     return {
         "name": name, "seconds": wall, "checks": int(stopped.group(1)),
         "samples": int(stopped.group(2)), "cpu_s": own, "children_cpu_s": children,
-        "rss": rss, "anon": anon, "peak_kib": peak, "last_status": last, "stop_s": stop_s, "exit": nsenter.returncode,
+        "rss": rss, "anon": anon, "peak_kib": peak, "last_status": last,
+        "mappings": mappings, "stop_s": stop_s, "exit": nsenter.returncode,
         "errors": errors, "log": log_path,
         "lines": {event: len(re.findall(r"event=%s\b" % event, text))
                   for event in ("verdict_changed", "finding_raised", "session_opened",
@@ -237,6 +254,9 @@ def main(argv):
           % (growth, anon_growth))
     print("| lines in the mixed run | %s |"
           % ", ".join("%s %d" % kv for kv in mixed["lines"].items()))
+    print()
+    print("RSS at the end of the mixed run, by mapping (KiB): "
+          + ", ".join("%s %d" % kv for kv in mixed["mappings"] if kv[1] >= 64))
 
     problems = []
     for r in (mixed, checks, samples):

@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config clang-format
     libboost-dev libssl-dev libspdlog-dev libfmt-dev libyaml-cpp-dev nlohmann-json3-dev
-    catch2 libsystemd-dev
+    catch2
     python3 python3-botocore openssl iproute2 nftables dnsmasq-base procps
     rpm rpmlint binutils systemd
 )

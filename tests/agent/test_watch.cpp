@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -178,15 +180,24 @@ private:
 // all the time: a full queue (10 datagrams by default) would block the sender in sd_notify.
 class notify_listener {
 public:
-    explicit notify_listener(const std::filesystem::path& path)
+    // `name` is a path, or "@name" for Linux's abstract namespace, as in $NOTIFY_SOCKET.
+    explicit notify_listener(const std::string& name)
         : fd_(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
         REQUIRE(fd_.get() >= 0);
         sockaddr_un address{};
         address.sun_family = AF_UNIX;
-        REQUIRE(path.string().size() < sizeof address.sun_path);
-        std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
-        REQUIRE(::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) ==
-                0);
+        REQUIRE(name.size() < sizeof address.sun_path);
+        std::memcpy(address.sun_path, name.data(), name.size());
+        auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+        if (name.front() == '@') {
+            address.sun_path[0] = '\0';
+        } else {
+            length += 1;
+        }
+        // Like systemd's: the kernel attaches the sender's credentials to each datagram.
+        const int on = 1;
+        REQUIRE(::setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) == 0);
+        REQUIRE(::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&address), length) == 0);
         timeval timeout{0, 20'000};  // the reader looks at `stop_` this often
         REQUIRE(::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
         reader_ = std::thread([this] { read_until_stopped(); });
@@ -206,6 +217,12 @@ public:
         return messages_;
     }
 
+    // The sender's pid as the kernel gave it with each message (0 when none came with it).
+    std::vector<pid_t> senders() const {
+        const std::lock_guard lock(mutex_);
+        return senders_;
+    }
+
     bool received(const std::string& part) const {
         for (const auto& m : messages()) {
             if (m.find(part) != std::string::npos) {
@@ -218,11 +235,28 @@ public:
 private:
     void read_until_stopped() {
         char buffer[4096];
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
         while (!stop_) {
-            const auto n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
+            iovec data{buffer, sizeof buffer};
+            msghdr message{};
+            message.msg_iov = &data;
+            message.msg_iovlen = 1;
+            message.msg_control = control;
+            message.msg_controllen = sizeof control;
+            const auto n = ::recvmsg(fd_.get(), &message, 0);
             if (n > 0) {
+                pid_t sender = 0;
+                for (auto* c = CMSG_FIRSTHDR(&message); c != nullptr;
+                     c = CMSG_NXTHDR(&message, c)) {
+                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+                        ucred credentials{};
+                        std::memcpy(&credentials, CMSG_DATA(c), sizeof credentials);
+                        sender = credentials.pid;
+                    }
+                }
                 const std::lock_guard lock(mutex_);
                 messages_.emplace_back(buffer, static_cast<std::size_t>(n));
+                senders_.push_back(sender);
             }
         }
     }
@@ -230,6 +264,7 @@ private:
     unique_fd fd_;
     mutable std::mutex mutex_;
     std::vector<std::string> messages_;
+    std::vector<pid_t> senders_;
     std::atomic<bool> stop_{false};
     std::thread reader_;
 };
@@ -254,18 +289,35 @@ TEST_CASE("notifications go to NOTIFY_SOCKET and nowhere without it", "[watch][n
         ::unsetenv("NOTIFY_SOCKET");
         CHECK_FALSE(notify("READY=1"));
     }
-    SECTION("a listening socket receives each state") {
-        notify_listener listener(dir.path() / "notify");
+    SECTION("a listening socket receives each state, with this process as the sender") {
+        notify_listener listener((dir.path() / "notify").string());
         scoped_env env("NOTIFY_SOCKET", (dir.path() / "notify").string());
         CHECK(notify("READY=1\nSTATUS=first check running"));
         CHECK(notify_reloading());
         REQUIRE(eventually([&] { return listener.messages().size() == 2; }, 1s));
         CHECK(listener.messages()[0] == "READY=1\nSTATUS=first check running");
         CHECK_THAT(listener.messages()[1], Catch::StartsWith("RELOADING=1\nMONOTONIC_USEC="));
+        CHECK(listener.senders() == std::vector<pid_t>{::getpid(), ::getpid()});
+    }
+    SECTION("an abstract socket: '@' stands for the leading NUL") {
+        const auto name = "@ssm-doctor-test-notify-" + std::to_string(::getpid());
+        notify_listener listener(name);
+        scoped_env env("NOTIFY_SOCKET", name);
+        CHECK(notify("WATCHDOG=1"));
+        REQUIRE(eventually([&] { return listener.messages().size() == 1; }, 1s));
+        CHECK(listener.messages()[0] == "WATCHDOG=1");
     }
     SECTION("a socket nobody listens on is a failed send, not an error") {
         scoped_env env("NOTIFY_SOCKET", (dir.path() / "nobody").string());
         CHECK_FALSE(notify("READY=1"));
+    }
+    SECTION("addresses that cannot be a unix socket are refused without a send") {
+        const std::vector<std::string> names{"", "@", "relative/path", "vsock:2:1234",
+                                             "/" + std::string(200, 'x')};
+        for (const auto& name : names) {
+            scoped_env env("NOTIFY_SOCKET", name);
+            CHECK_FALSE(notify("READY=1"));
+        }
     }
 }
 
@@ -563,7 +615,7 @@ TEST_CASE("the watch logs the first verdict, then only changes of findings and s
     endpoint_servers servers(server_behaviour::tls);
     fake_host host(servers, fast_watch);
     temp_dir sockets;
-    notify_listener systemd(sockets.path() / "notify");
+    notify_listener systemd((sockets.path() / "notify").string());
     scoped_env notify_env("NOTIFY_SOCKET", (sockets.path() / "notify").string());
     captured_log log;
     counting_observer observer;
@@ -637,7 +689,7 @@ TEST_CASE("a reload takes a good file and keeps the old configuration for a bad 
     endpoint_servers servers(server_behaviour::tls);
     fake_host host(servers, fast_watch);
     temp_dir sockets;
-    notify_listener systemd(sockets.path() / "notify");
+    notify_listener systemd((sockets.path() / "notify").string());
     scoped_env notify_env("NOTIFY_SOCKET", (sockets.path() / "notify").string());
     captured_log log;
     counting_observer observer;
@@ -720,7 +772,7 @@ TEST_CASE("the watchdog is pinged at half its interval, also during a check", "[
     endpoint_servers servers(server_behaviour::silent);
     fake_host host(servers, "watch:\n  interval: 0.2\n  sample: 0.05\n  summary: 60\n", "1");
     temp_dir sockets;
-    notify_listener systemd(sockets.path() / "notify");
+    notify_listener systemd((sockets.path() / "notify").string());
     scoped_env notify_env("NOTIFY_SOCKET", (sockets.path() / "notify").string());
     scoped_env watchdog_env("WATCHDOG_USEC", "200000");
     captured_log log;
@@ -748,7 +800,7 @@ TEST_CASE("SIGHUP reloads and SIGTERM stops when the loop handles signals", "[wa
     fake_host host(servers, fast_watch);
     host.options.handle_signals = true;
     temp_dir sockets;
-    notify_listener systemd(sockets.path() / "notify");
+    notify_listener systemd((sockets.path() / "notify").string());
     scoped_env notify_env("NOTIFY_SOCKET", (sockets.path() / "notify").string());
     captured_log log;
     running_loop running(host.options);

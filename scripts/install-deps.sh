@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs what building, testing, the lab and packaging need on Debian 12; skips what is
 # already there. Packaging: rpm (rpmbuild), rpmlint, binutils (readelf, objdump), systemd
-# (systemd-analyze).
+# (systemd-analyze); the units under a real systemd: debootstrap, systemd-container (nspawn).
 set -euo pipefail
 
 packages=(
@@ -11,6 +11,7 @@ packages=(
     catch2
     python3 python3-botocore openssl iproute2 nftables dnsmasq-base procps
     rpm rpmlint binutils systemd
+    debootstrap systemd-container
 )
 
 missing=()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite from a fresh Debian 12 machine: dependencies, format check, build, every
-# test including the lab scenarios (which need root; with SSM_DOCTOR_LAB_REQUIRED=1 a skipped
-# lab scenario is a failure).
+# test including the lab scenarios and the units under a real systemd (both need root; with
+# SSM_DOCTOR_LAB_REQUIRED=1 and SSM_DOCTOR_SYSTEMD_REQUIRED=1 a skip is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

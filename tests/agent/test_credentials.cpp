@@ -2,25 +2,18 @@
 // Tests of the role credentials parser and the IMDS credentials provider against a fake IMDS.
 #include <utility>
 
-#include <functional>
-#include <memory>
-#include <sstream>
-
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "agent/cloudwatch/credentials.hpp"
 #include "probes/http_client.hpp"
+#include "tests/support/fake_http_server.hpp"
 
 using namespace ssm_doctor;
+using namespace ssm_doctor::testing;
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
@@ -85,49 +78,23 @@ struct imds_state {
     std::vector<std::string> bad_requests;  // what the fake did not expect, for the assertion
 };
 
-std::string http_answer(int status, const std::string& body, const std::string& reason = "X",
-                        const std::string& extra = "") {
-    return "HTTP/1.1 " + std::to_string(status) + " " + reason +
-           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra +
-           "Connection: close\r\n\r\n" + body;
-}
-
+// A fake IMDS serving a token and the role credentials as `state` says.
 class fake_imds {
 public:
     explicit fake_imds(asio::io_context& io)
-        : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
-        asio::co_spawn(io, accept_loop(), asio::detached);
-    }
+        : server_(io, [this](const received_request& request) {
+              if (state.silent) {
+                  return reply{{}, true};
+              }
+              return reply{{answer(request.method, request.target, request.headers)}};
+          }) {}
 
-    std::string url() const {
-        return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
-    }
+    std::string url() const { return server_.url(); }
+    void stop() { server_.stop(); }
+
     imds_state state;
 
-    void stop() {
-        boost::system::error_code ignored;
-        acceptor_.close(ignored);
-        for (const auto& weak : sockets_) {
-            if (const auto socket = weak.lock()) {
-                socket->close(ignored);
-            }
-        }
-    }
-
 private:
-    asio::awaitable<void> accept_loop() {
-        while (true) {
-            boost::system::error_code ec;
-            auto socket = std::make_shared<tcp::socket>(
-                co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec)));
-            if (ec) {
-                co_return;
-            }
-            sockets_.push_back(socket);
-            asio::co_spawn(acceptor_.get_executor(), serve(socket), asio::detached);
-        }
-    }
-
     std::string answer(const std::string& method, const std::string& target,
                        const http_headers& headers) {
         const std::string prefix = "/latest/meta-data/iam/security-credentials/";
@@ -141,8 +108,7 @@ private:
             if (state.token_status != 200) {
                 return http_answer(state.token_status, "");
             }
-            return http_answer(200, imds_token, "OK",
-                               "X-aws-ec2-metadata-token-ttl-seconds: " + *ttl + "\r\n");
+            return http_answer(200, imds_token, {"X-aws-ec2-metadata-token-ttl-seconds: " + *ttl});
         }
         const auto* token = find_header(headers, "X-aws-ec2-metadata-token");
         if (method != "GET" || token == nullptr || *token != imds_token) {
@@ -161,7 +127,7 @@ private:
             }
             if (target != prefix + role_name) {
                 // Echo the unknown role name back, as a careless server might.
-                return http_answer(404, target, "Not Found " + target);
+                return http_answer(404, target, {}, "Not Found " + target);
             }
             return http_answer(state.role_status,
                                state.document.value_or(role_document(state.expiration)));
@@ -169,46 +135,7 @@ private:
         return http_answer(404, "");
     }
 
-    asio::awaitable<void> serve(std::shared_ptr<tcp::socket> socket) {
-        boost::system::error_code ec;
-        std::string data;
-        const auto head_size =
-            co_await asio::async_read_until(*socket, asio::dynamic_buffer(data), "\r\n\r\n",
-                                            asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            co_return;
-        }
-        std::istringstream head(data.substr(0, head_size));
-        std::string line;
-        std::getline(head, line);
-        std::istringstream request_line(line);
-        std::string method;
-        std::string target;
-        request_line >> method >> target;
-        http_headers headers;
-        while (std::getline(head, line) && line != "\r") {
-            const auto colon = line.find(':');
-            if (colon != std::string::npos) {
-                auto value = line.substr(colon + 1);
-                value.erase(0, value.find_first_not_of(' '));
-                value.erase(value.find_last_not_of("\r ") + 1);
-                headers.push_back({line.substr(0, colon), value});
-            }
-        }
-        if (state.silent) {
-            char byte = 0;
-            co_await socket->async_read_some(asio::buffer(&byte, 1),
-                                             asio::redirect_error(asio::use_awaitable, ec));
-            co_return;
-        }
-        const auto reply = answer(method, target, headers);
-        co_await asio::async_write(*socket, asio::buffer(reply),
-                                   asio::redirect_error(asio::use_awaitable, ec));
-        socket->close(ec);
-    }
-
-    tcp::acceptor acceptor_;
-    std::vector<std::weak_ptr<tcp::socket>> sockets_;
+    fake_http_server server_;
 };
 
 // Runs one get to its end on the test's io_context; bounded in time whatever happens.
@@ -491,7 +418,7 @@ TEST_CASE("No token, key id or secret appears in failure text, whatever IMDS ech
         check_no_secret(failure_text(result));
     }
     SECTION("an error status whose reason phrase and body echo everything") {
-        imds.state.raw_role_answer = http_answer(500, echo, echo);
+        imds.state.raw_role_answer = http_answer(500, echo, {}, echo);
         const auto result = run_get(io, provider, now);
         CHECK(failure_text(result) ==
               "IMDS credentials request for role " + role_name + " answered HTTP 500");
@@ -515,7 +442,7 @@ TEST_CASE("No token, key id or secret appears in failure text, whatever IMDS ech
         REQUIRE(run_get(io, provider, now).credentials);
         // The access key id makes a valid role name, which the failure text then names.
         imds.state.role_list = key_id + "\n";
-        imds.state.raw_role_answer = http_answer(500, echo, echo);
+        imds.state.raw_role_answer = http_answer(500, echo, {}, echo);
         const auto result = run_get(io, provider, utc("2026-12-03T22:09:00Z"));
         CHECK(result.credentials);  // still valid for a minute
         CHECK_THAT(failure_text(result), Catch::Contains("role <access-key-id> answered HTTP 500"));

@@ -4,24 +4,19 @@
 
 #include <fstream>
 #include <functional>
-#include <memory>
 #include <sstream>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
 #include "probes/http_client.hpp"
 #include "probes/imds_probe.hpp"
+#include "tests/support/fake_http_server.hpp"
 
 using namespace ssm_doctor;
+using namespace ssm_doctor::testing;
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
@@ -36,146 +31,8 @@ std::string read_data(const std::string& name) {
     return text.str();
 }
 
-// ---- A fake HTTP server on 127.0.0.1 with an ephemeral port ---------------------------------
-
-struct received_request {
-    std::string method;
-    std::string target;
-    http_headers headers;
-};
-
-struct reply {
-    std::vector<std::string> pieces;  // written one after the other, a few ms apart
-    bool hang = false;                // then keep the connection open without a word
-};
-
-using responder = std::function<reply(const received_request&)>;
-
-// Serves each connection with one answer chosen by `respond`; records every request. Runs on
-// the test's io_context, so the probe and the server share one thread and need no locks.
-class fake_server {
-public:
-    fake_server(asio::io_context& io, responder respond)
-        : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
-          port_(acceptor_.local_endpoint().port()),
-          respond_(std::move(respond)) {
-        asio::co_spawn(io, accept_loop(), asio::detached);
-    }
-
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-    http_endpoint endpoint() const { return http_endpoint{"127.0.0.1", port_}; }
-    const std::vector<received_request>& requests() const { return requests_; }
-
-    // Ends every pending operation so that io_context::run returns.
-    void stop() {
-        boost::system::error_code ignored;
-        acceptor_.close(ignored);
-        for (const auto& weak : sockets_) {
-            if (const auto socket = weak.lock()) {
-                socket->close(ignored);
-            }
-        }
-    }
-
-private:
-    asio::awaitable<void> accept_loop() {
-        while (true) {
-            boost::system::error_code ec;
-            auto socket = std::make_shared<tcp::socket>(
-                co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec)));
-            if (ec) {
-                co_return;
-            }
-            sockets_.push_back(socket);
-            asio::co_spawn(acceptor_.get_executor(), serve(socket), asio::detached);
-        }
-    }
-
-    asio::awaitable<void> serve(std::shared_ptr<tcp::socket> socket) {
-        boost::system::error_code ec;
-        std::string data;
-        const auto head_size =
-            co_await asio::async_read_until(*socket, asio::dynamic_buffer(data), "\r\n\r\n",
-                                            asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            co_return;
-        }
-        received_request request;
-        std::istringstream head(data.substr(0, head_size));
-        std::string line;
-        std::getline(head, line);
-        std::istringstream request_line(line);
-        request_line >> request.method >> request.target;
-        while (std::getline(head, line) && line != "\r") {
-            const auto colon = line.find(':');
-            if (colon != std::string::npos) {
-                auto value = line.substr(colon + 1);
-                value.erase(0, value.find_first_not_of(' '));
-                value.erase(value.find_last_not_of("\r ") + 1);
-                request.headers.push_back({line.substr(0, colon), value});
-            }
-        }
-        requests_.push_back(request);
-        const auto answer = respond_(request);
-        asio::steady_timer pause(socket->get_executor());
-        for (std::size_t i = 0; i < answer.pieces.size(); ++i) {
-            if (i > 0) {
-                pause.expires_after(5ms);
-                co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            }
-            co_await asio::async_write(*socket, asio::buffer(answer.pieces[i]),
-                                       asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) {
-                co_return;
-            }
-        }
-        if (answer.hang) {
-            // Wait for the client to give up (or for stop()).
-            char byte = 0;
-            co_await socket->async_read_some(asio::buffer(&byte, 1),
-                                             asio::redirect_error(asio::use_awaitable, ec));
-        }
-        socket->close(ec);
-    }
-
-    tcp::acceptor acceptor_;
-    std::uint16_t port_;
-    responder respond_;
-    std::vector<received_request> requests_;
-    std::vector<std::weak_ptr<tcp::socket>> sockets_;
-};
-
-std::string reason_of(int status) {
-    switch (status) {
-        case 200:
-            return "OK";
-        case 400:
-            return "Bad Request";
-        case 401:
-            return "Unauthorized";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 405:
-            return "Method Not Allowed";
-        default:
-            return "Other";
-    }
-}
-
-std::string http_answer(int status, const std::string& body,
-                        const std::vector<std::string>& extra_headers = {}) {
-    std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason_of(status) + "\r\n";
-    text += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    for (const auto& header : extra_headers) {
-        text += header + "\r\n";
-    }
-    return text + "Connection: close\r\n\r\n" + body;
-}
-
 std::string chunked_answer(int status, const std::vector<std::string>& chunks) {
-    std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason_of(status) +
+    std::string text = "HTTP/1.1 " + std::to_string(status) + " " + http_reason(status) +
                        "\r\nTransfer-Encoding: chunked\r\n\r\n";
     for (const auto& chunk : chunks) {
         std::ostringstream size;
@@ -247,7 +104,7 @@ responder fake_imds(imds_behaviour behaviour) {
 
 // Runs one coroutine to its end, then stops the server; bounded in time whatever happens.
 template <typename T>
-T run(asio::io_context& io, fake_server* server, asio::awaitable<T> task) {
+T run(asio::io_context& io, fake_http_server* server, asio::awaitable<T> task) {
     std::optional<T> result;
     asio::co_spawn(io, std::move(task), [&](std::exception_ptr error, T value) {
         if (!error) {
@@ -266,7 +123,7 @@ steady_time far_deadline() {
     return std::chrono::steady_clock::now() + 10s;
 }
 
-imds_observation probe(asio::io_context& io, fake_server& server,
+imds_observation probe(asio::io_context& io, fake_http_server& server,
                        std::chrono::milliseconds timeout = 3000ms) {
     imds_options options;
     options.endpoint = server.url();
@@ -628,7 +485,7 @@ TEST_CASE("the response parser rejects malformed and oversized answers", "[imds]
 TEST_CASE("the HTTP client reads answers in pieces, chunked or closed", "[imds]") {
     asio::io_context io;
     SECTION("a chunked answer written in several pieces") {
-        fake_server server(io, [](const received_request&) {
+        fake_http_server server(io, [](const received_request&) {
             const auto text = chunked_answer(200, {"first,", std::string(3000, 'm'), ",last"});
             return reply{{text.substr(0, 20), text.substr(20, 70), text.substr(90)}};
         });
@@ -643,7 +500,7 @@ TEST_CASE("the HTTP client reads answers in pieces, chunked or closed", "[imds]"
         CHECK(*find_header(server.requests()[0].headers, "host") == server.endpoint().authority());
     }
     SECTION("a body that ends with the connection") {
-        fake_server server(io, [](const received_request&) {
+        fake_http_server server(io, [](const received_request&) {
             return reply{{"HTTP/1.1 200 OK\r\n\r\n", "until ", "the end"}};
         });
         const auto exchange = run(io, &server,
@@ -653,7 +510,7 @@ TEST_CASE("the HTTP client reads answers in pieces, chunked or closed", "[imds]"
         CHECK(exchange.response->body == "until the end");
     }
     SECTION("a body over the caller's limit is an error, not memory") {
-        fake_server server(io, [](const received_request&) {
+        fake_http_server server(io, [](const received_request&) {
             return reply{{"HTTP/1.1 200 OK\r\n\r\n", std::string(5000, 'x')}, true};
         });
         http_limits limits;
@@ -682,7 +539,7 @@ TEST_CASE("the HTTP client reads answers in pieces, chunked or closed", "[imds]"
               std::string::npos);
     }
     SECTION("a silent server ends at the deadline with timeout") {
-        fake_server server(io, [](const received_request&) {
+        fake_http_server server(io, [](const received_request&) {
             return reply{{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"}, true};
         });
         const auto exchange =
@@ -697,7 +554,7 @@ TEST_CASE("the HTTP client reads answers in pieces, chunked or closed", "[imds]"
         CHECK(exchange.elapsed < 2000ms);
     }
     SECTION("a deadline already passed sends nothing") {
-        fake_server server(io, fake_imds({}));
+        fake_http_server server(io, fake_imds({}));
         const auto exchange =
             run(io, &server,
                 send_http_request(io.get_executor(), server.endpoint(), http_request{},
@@ -719,7 +576,7 @@ TEST_CASE("a healthy IMDSv2 gives region, instance, MAC and VPC blocks in five r
         behaviour.chunked = true;
         behaviour.ipv6_blocks = read_data("vpc-ipv6-cidr-blocks.txt");
     }
-    fake_server server(io, fake_imds(behaviour));
+    fake_http_server server(io, fake_imds(behaviour));
     const auto observation = probe(io, server);
 
     CHECK_FALSE(observation.failure);
@@ -767,7 +624,7 @@ TEST_CASE("an IMDS without IMDSv2 is read with IMDSv1 and says so", "[imds]") {
         status = 405;
     }
     behaviour.token_status = status;
-    fake_server server(io, fake_imds(behaviour));
+    fake_http_server server(io, fake_imds(behaviour));
     const auto observation = probe(io, server);
 
     CHECK_FALSE(observation.failure);
@@ -787,7 +644,7 @@ TEST_CASE("an IMDS answering 403 is turned off and the probe stops", "[imds]") {
     asio::io_context io;
     imds_behaviour behaviour;
     behaviour.token_status = 403;
-    fake_server server(io, fake_imds(behaviour));
+    fake_http_server server(io, fake_imds(behaviour));
     const auto observation = probe(io, server);
 
     REQUIRE(observation.failure);
@@ -802,7 +659,7 @@ TEST_CASE("an IMDS answering 403 is turned off and the probe stops", "[imds]") {
 
 TEST_CASE("an IMDS that accepts and never answers ends the probe at its timeout", "[imds]") {
     asio::io_context io;
-    fake_server server(io, [](const received_request&) { return reply{{}, true}; });
+    fake_http_server server(io, [](const received_request&) { return reply{{}, true}; });
     const auto timeout = 300ms;
     const auto started = std::chrono::steady_clock::now();
     const auto observation = probe(io, server, timeout);
@@ -820,7 +677,7 @@ TEST_CASE("an IMDS that accepts and never answers ends the probe at its timeout"
 
 TEST_CASE("the caller's deadline wins over a longer probe timeout", "[imds]") {
     asio::io_context io;
-    fake_server server(io, [](const received_request&) { return reply{{}, true}; });
+    fake_http_server server(io, [](const received_request&) { return reply{{}, true}; });
     imds_options options;
     options.endpoint = server.url();
     options.timeout = 5000ms;
@@ -863,7 +720,7 @@ TEST_CASE("network failures before any answer leave IMDS unreachable", "[imds]")
 TEST_CASE("garbage from IMDS is an http_error, never a crash", "[imds]") {
     asio::io_context io;
     SECTION("garbage instead of a status line") {
-        fake_server server(io, [](const received_request&) {
+        fake_http_server server(io, [](const received_request&) {
             return reply{{"220 smtp.example ESMTP ready\r\n"}, true};
         });
         const auto observation = probe(io, server);
@@ -875,7 +732,7 @@ TEST_CASE("garbage from IMDS is an http_error, never a crash", "[imds]") {
         CHECK_FALSE(observation.reachable);
     }
     SECTION("a token, then garbage that echoes it") {
-        fake_server server(io, [](const received_request& request) {
+        fake_http_server server(io, [](const received_request& request) {
             if (request.method == "PUT") {
                 return reply{{http_answer(200, secret_token)}};
             }
@@ -892,7 +749,7 @@ TEST_CASE("garbage from IMDS is an http_error, never a crash", "[imds]") {
     SECTION("an identity document that echoes the token inside broken JSON") {
         imds_behaviour behaviour;
         behaviour.document = "{\"region\": \"eu-west-1\", \"instanceId\": \"" + secret_token;
-        fake_server server(io, fake_imds(behaviour));
+        fake_http_server server(io, fake_imds(behaviour));
         const auto observation = probe(io, server);
         REQUIRE(observation.failure);
         CHECK(observation.failure->detail.find("not valid JSON") != std::string::npos);
@@ -905,7 +762,7 @@ TEST_CASE("an identity document without region is a failure, the VPC blocks stil
     asio::io_context io;
     imds_behaviour behaviour;
     behaviour.document = R"({"instanceId": "i-0123456789abcdef0", "accountId": "111122223333"})";
-    fake_server server(io, fake_imds(behaviour));
+    fake_http_server server(io, fake_imds(behaviour));
     const auto observation = probe(io, server);
 
     REQUIRE(observation.failure);
@@ -934,7 +791,7 @@ TEST_CASE("missing or odd metadata items are notes, not failures", "[imds]") {
         behaviour.ipv4_blocks = "";
         expected = "vpc-ipv4-cidr-blocks: empty list\n";
     }
-    fake_server server(io, fake_imds(behaviour));
+    fake_http_server server(io, fake_imds(behaviour));
     const auto observation = probe(io, server);
 
     CHECK_FALSE(observation.failure);
@@ -945,7 +802,7 @@ TEST_CASE("missing or odd metadata items are notes, not failures", "[imds]") {
 
 TEST_CASE("a token the IMDS rejects shows as 401 on the identity document", "[imds]") {
     asio::io_context io;
-    fake_server server(io, [](const received_request& request) {
+    fake_http_server server(io, [](const received_request& request) {
         if (request.method == "PUT") {
             return reply{{http_answer(200, "expired-" + secret_token)}};
         }

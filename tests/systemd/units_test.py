@@ -254,17 +254,13 @@ class Container:
 
     @staticmethod
     def _child_of(ppid):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    text = f.read()
-            except OSError:
-                continue
-            if int(text[text.rindex(")") + 2:].split()[1]) == ppid:
-                return int(entry)
-        return None
+        """The first child of ppid (nspawn's is the container's init), or None."""
+        try:
+            with open("/proc/%d/task/%d/children" % (ppid, ppid)) as f:
+                children = f.read().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
 
     def log_tail(self):
         try:

@@ -6,6 +6,14 @@ them, the agent stand-in running as root and the lab's endpoint and IMDS servers
 
   sudo python3 tests/systemd/units_test.py --binary build/ssm-doctor \\
       --standin build/tests/lab_agent_standin [--base DIR] [--keep]
+  sudo python3 tests/systemd/units_test.py --rpm build/packaging-rpm/RPMS/x86_64 \\
+      --standin build/tests/lab_agent_standin
+
+With --binary, the binary and the units are copied where packaging/ssm-doctor.spec puts them.
+With --rpm (the RPM, or the directory rpmbuild wrote it to), the package itself is installed with
+`rpm -i --nodeps` inside the booted container, so its scriptlets run against a live systemd; the
+test's configuration is already in place, so %config(noreplace) must leave it and write
+ssm-doctor.yaml.rpmnew; and at the end `rpm -e` must stop the daemon and remove the units.
 
 What it checks, in order:
   1. the one-shot check: ssm-doctor.service runs to its end, and its exit status (0 ok,
@@ -28,6 +36,7 @@ or the container does not boot), unless SSM_DOCTOR_SYSTEMD_REQUIRED=1 makes that
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -54,7 +63,8 @@ IMDS_ADDRESS = "127.0.0.5"
 HELD = ("ssm", "ssmmessages")  # the stand-in's sessions: an agent of 3.3.40.0 or later
 # procps: /bin/kill, which ssm-doctor-watch.service's ExecReload= runs (every Debian install but
 # minbase has it; util-linux-core has it on Amazon Linux 2023).
-PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "libssl3", "procps",
+# rpm: the --rpm mode installs the package with it.
+PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "libssl3", "procps", "rpm",
             # the libraries of a non-portable build (scripts/build.sh); the RPM's needs none
             "libyaml-cpp0.7", "libspdlog1.10", "libfmt9"]
 MIRROR = "http://deb.debian.org/debian"
@@ -82,15 +92,24 @@ def say(text):
 # --- the container's base image ------------------------------------------------------------
 
 def ensure_base(base):
-    """A Debian 12 tree with systemd in `base`, made by debootstrap when missing."""
+    """A Debian 12 tree with systemd in `base`, made by debootstrap when missing. Runs that
+    share `base` wait for each other here."""
+    os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
+    with open(os.path.abspath(base) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _make_base(base)
+
+
+def _make_base(base):
     marker = os.path.join(base, ".ssm-doctor-base")
     if os.path.exists(marker):
-        return
+        with open(marker) as f:
+            if f.read().split() == PACKAGES:
+                return
     if shutil.which("debootstrap") is None:
         raise CannotRun("debootstrap is not installed")
     partial = base + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
     say("making the container's base in %s (debootstrap, about a minute)" % base)
     result = subprocess.run(
         ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), "bookworm",
@@ -144,11 +163,20 @@ def doctor_config(ca_file, broken=False):
         ""])
 
 
-def install(root, binary, standin):
-    """Installs ssm-doctor as packaging/ssm-doctor.spec does, and the lab's pieces."""
-    copy(root, binary, "/usr/bin/ssm-doctor")
-    for unit in ("ssm-doctor.service", "ssm-doctor.timer", "ssm-doctor-watch.service"):
-        copy(root, os.path.join(SOURCE, "systemd", unit), "/usr/lib/systemd/system/" + unit, 0o644)
+UNITS = ("ssm-doctor.service", "ssm-doctor.timer", "ssm-doctor-watch.service")
+RPM_INSIDE = "/opt/ssm-doctor.rpm"
+
+
+def install(root, binary, rpm, standin):
+    """Puts ssm-doctor in place as packaging/ssm-doctor.spec does (or the RPM, to be installed
+    once the container runs), and the lab's pieces."""
+    if rpm:
+        copy(root, rpm, RPM_INSIDE, 0o644)
+    else:
+        copy(root, binary, "/usr/bin/ssm-doctor")
+        for unit in UNITS:
+            copy(root, os.path.join(SOURCE, "systemd", unit), "/usr/lib/systemd/system/" + unit,
+                 0o644)
 
     # Certificates for the endpoints, made on the host into the container's tree.
     data = os.path.join(root, "opt", "lab-data")
@@ -244,10 +272,17 @@ class Container:
                 raise CannotRun("no init process in the container after 30 s")
             self.leader = self._child_of(self.proc.pid)
             time.sleep(0.1)
-        state = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=90)
-        if state.stdout.strip() not in ("running", "degraded"):
-            raise CannotRun("the container did not boot: %r; %s"
-                            % (state.stdout.strip(), self.log_tail()))
+        # Until the manager's socket exists, systemctl prints nothing and fails: ask again.
+        until = time.monotonic() + 120
+        while True:
+            state = self.run(["systemctl", "is-system-running", "--wait"], check=False,
+                             timeout=120)
+            if state.stdout.strip() in ("running", "degraded"):
+                break
+            if self.proc.poll() is not None or time.monotonic() > until:
+                raise CannotRun("the container did not boot: %r %r; %s"
+                                % (state.stdout.strip(), state.stderr.strip(), self.log_tail()))
+            time.sleep(0.2)
         if state.stdout.strip() == "degraded":
             failed = self.run(["systemctl", "--failed", "--no-legend"], check=False).stdout
             say("note: the container booted degraded: %s" % failed.strip())
@@ -358,7 +393,42 @@ def lines_with(text, event):
     return [line for line in text.splitlines() if "event=%s " % event in line + " "]
 
 
-def test(c, config_path, ca_file):
+def install_rpm(c):
+    """rpm -i inside the running container: the scriptlets meet a live systemd."""
+    before = c.run(["cat", "/etc/ssm-doctor/ssm-doctor.yaml"]).stdout
+    c.run(["rpm", "-i", "--nodeps", RPM_INSIDE], timeout=120)
+    # On Fedora and Amazon Linux 2023, systemd's own package reloads the manager after any
+    # package adds unit files (its %transfiletriggerin on /usr/lib/systemd/system); Debian's
+    # systemd has no RPM triggers, so the test does what that trigger does.
+    c.run(["systemctl", "daemon-reload"])
+    files = c.run(["rpm", "-ql", "ssm-doctor"]).stdout.split()
+    expect(all("/usr/lib/systemd/system/" + unit in files for unit in UNITS) and
+           "/usr/bin/ssm-doctor" in files, "rpm -i: the package installs its binary and units")
+    after = c.run(["cat", "/etc/ssm-doctor/ssm-doctor.yaml"]).stdout
+    rpmnew = c.run(["test", "-f", "/etc/ssm-doctor/ssm-doctor.yaml.rpmnew"], check=False)
+    expect(after == before and rpmnew.returncode == 0,
+           "rpm -i: %config(noreplace) kept the configuration in place and wrote .rpmnew")
+    loaded = c.show("ssm-doctor-watch.service", "LoadState", "FragmentPath")
+    # Debian's systemd names /lib/systemd/system first; /lib is /usr/lib there.
+    fragment = c.run(["realpath", loaded.get("FragmentPath", "-")], check=False).stdout.strip()
+    expect(loaded["LoadState"] == "loaded" and
+           fragment == "/usr/lib/systemd/system/ssm-doctor-watch.service",
+           "rpm -i: systemd sees the units in %{_unitdir}", str(loaded))
+
+
+def remove_rpm(c):
+    """rpm -e with the daemon running: %systemd_preun must stop it before its files go."""
+    c.run(["systemctl", "start", "ssm-doctor-watch.service"], timeout=60)
+    c.run(["rpm", "-e", "--nodeps", "ssm-doctor"], timeout=120)
+    state = c.show("ssm-doctor-watch.service", "ActiveState", "LoadState")
+    gone = c.run(["test", "-e", "/usr/bin/ssm-doctor"], check=False).returncode != 0
+    expect(state["ActiveState"] == "inactive" and state["LoadState"] == "not-found" and gone,
+           "rpm -e: the running daemon is stopped and the units and binary are gone", str(state))
+
+
+def test(c, config_path, ca_file, rpm):
+    if rpm:
+        install_rpm(c)
     version = c.run(["/usr/bin/ssm-doctor", "--version"])
     expect(version.returncode == 0, "the installed binary runs: %s" % version.stdout.strip())
 
@@ -468,10 +538,26 @@ def test(c, config_path, ca_file):
         last = [line for line in rated.stdout.splitlines() if "Overall exposure" in line]
         say("%s: %s" % (unit, last[-1].strip() if last else rated.stdout[-300:]))
 
+    if rpm:
+        remove_rpm(c)
+
+
+def rpm_file(path):
+    """The package named by --rpm: a file, or the one ssm-doctor-*.rpm in a directory."""
+    if os.path.isfile(path):
+        return os.path.abspath(path)
+    found = sorted(f for f in os.listdir(path) if f.startswith("ssm-doctor-") and
+                   f.endswith(".rpm") and not f.endswith(".src.rpm") and "debug" not in f)
+    if len(found) != 1:
+        raise Failure("--rpm %s: expected one ssm-doctor RPM there, found %s" % (path, found))
+    return os.path.join(os.path.abspath(path), found[0])
+
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--binary", required=True, help="the ssm-doctor executable")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--binary", help="the ssm-doctor executable")
+    what.add_argument("--rpm", help="the RPM, or the directory it is in")
     parser.add_argument("--standin", required=True, help="the agent stand-in (lab_agent_standin)")
     parser.add_argument("--base", default=os.path.join(tempfile.gettempdir(),
                                                        "ssm-doctor-systemd-base"),
@@ -485,16 +571,18 @@ def main(argv):
     try:
         if os.geteuid() != 0:
             raise CannotRun("needs root (network namespaces, systemd-nspawn)")
+        rpm = rpm_file(args.rpm) if args.rpm else None
         ensure_base(args.base)
         work = tempfile.mkdtemp(prefix="ssm-doctor-systemd-")
         root = os.path.join(work, "root")
         say("copying the base to %s" % root)
         subprocess.run(["cp", "-a", "--reflink=auto", args.base, root], check=True)
-        ca_file = install(root, os.path.abspath(args.binary), os.path.abspath(args.standin))
+        ca_file = install(root, args.binary and os.path.abspath(args.binary), rpm,
+                          os.path.abspath(args.standin))
         container = Container(root, "ssmdoc-%d" % os.getpid(), os.path.join(work, "nspawn.log"))
         container.boot()
         say("the container booted")
-        test(container, os.path.join(root, "etc", "ssm-doctor", "ssm-doctor.yaml"), ca_file)
+        test(container, os.path.join(root, "etc", "ssm-doctor", "ssm-doctor.yaml"), ca_file, rpm)
         say("PASS")
         return 0
     except CannotRun as e:

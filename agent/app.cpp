@@ -5,11 +5,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "agent/check.hpp"
+#include "agent/check_worker.hpp"
 #include "agent/cli.hpp"
 #include "agent/config.hpp"
 #include "agent/logging.hpp"
@@ -114,17 +116,6 @@ int run_watch_command(const watch_command& command, std::ostream& err) {
         return to_int(exit_code::unknown);
     }
     const auto result = loop->run();
-    if (result.check_abandoned) {
-        // The shipping thread ends within one short flush, and queued events reach the spool.
-        observer.reset();
-        // A check is still probing on its own thread and cannot be interrupted. Running static
-        // destructors now (OpenSSL's cleanup among them) would free what it uses, so the
-        // process ends without them, as std::quick_exit is meant for. Nothing is left unwritten:
-        // stderr is flushed first and the watch keeps no files open.
-        err.flush();
-        std::fflush(nullptr);
-        std::quick_exit(result.exit_code);
-    }
     return result.exit_code;
 }
 
@@ -148,6 +139,9 @@ int run_program(const std::vector<std::string>& args, std::ostream& out, std::os
     }
     if (const auto* watch = std::get_if<watch_command>(&parsed)) {
         return run_watch_command(*watch, err);
+    }
+    if (std::holds_alternative<observe_command>(parsed)) {
+        return run_check_worker(std::cin, out);
     }
     return run_check_command(std::get<check_command>(parsed), out, err);
 }

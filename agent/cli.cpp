@@ -132,6 +132,9 @@ command parse_command_line(const std::vector<std::string>& args) {
     if (first == "watch") {
         return parse_watch(args, 1);
     }
+    if (first == "_observe" && args.size() == 1) {
+        return observe_command{};
+    }
     throw usage_error("unknown command \"" + first + "\"; try ssm-doctor --help");
 }
 

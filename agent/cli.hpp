@@ -27,10 +27,14 @@ struct watch_command {
     std::optional<std::string> log_level;              // nullopt: info
 };
 
+// `ssm-doctor _observe`: the watch daemon's check worker (check_worker.hpp). Internal: not in
+// the usage text, no options; it talks JSON on stdin and stdout.
+struct observe_command {};
 struct help_command {};
 struct version_command {};
 
-using command = std::variant<check_command, watch_command, help_command, version_command>;
+using command =
+    std::variant<check_command, watch_command, observe_command, help_command, version_command>;
 
 // Thrown for a command line that cannot be understood; the message is for stderr.
 class usage_error : public std::runtime_error {

@@ -584,15 +584,19 @@ doctor_config parse_config(std::string_view yaml_text, std::string_view source) 
     return config;
 }
 
-doctor_config load_config(const std::filesystem::path& path, bool required) {
+std::string read_config_file(const std::filesystem::path& path, bool required) {
     file_text file = read_whole_file(path);
     if (!file.reason.empty()) {
         if (file.error == ENOENT && !required) {
-            return doctor_config{};
+            return {};
         }
         throw config_error(path.string() + ": cannot read: " + file.reason);
     }
-    return parse_config(file.text, path.string());
+    return std::move(file.text);
+}
+
+doctor_config load_config(const std::filesystem::path& path, bool required) {
+    return parse_config(read_config_file(path, required), path.string());
 }
 
 }  // namespace ssm_doctor

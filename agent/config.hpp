@@ -86,4 +86,8 @@ doctor_config parse_config(std::string_view yaml_text, std::string_view source);
 // A missing file is fine when `required` is false (the default path); then defaults apply.
 doctor_config load_config(const std::filesystem::path& path, bool required);
 
+// The file's text for parse_config: "" for a missing file when `required` is false (all
+// defaults). Throws config_error when it cannot be read.
+std::string read_config_file(const std::filesystem::path& path, bool required);
+
 }  // namespace ssm_doctor

@@ -1,26 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
 // The watch loop: timers for checks, samples, summaries and the watchdog on one io_context,
-// checks on a worker thread, and the lines that say what changed.
+// each check in a worker process, and the lines that say what changed.
 #include "agent/watch.hpp"
 
 #include <utility>
 
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
-#include <mutex>
-#include <thread>
+#include <cstring>
+#include <system_error>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <malloc.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/check_worker.hpp"
 #include "agent/logging.hpp"
 #include "agent/notify.hpp"
 #include "agent/session_tracker.hpp"
+#include "probes/unique_fd.hpp"
+
+extern char** environ;
 
 namespace ssm_doctor {
 namespace {
@@ -29,7 +38,10 @@ namespace asio = boost::asio;
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::atomic<int> check_threads{0};
+std::atomic<int> check_workers{0};
+
+// A reply larger than this is not a reply (a check's observations are a few KiB).
+constexpr std::size_t max_reply_bytes = 16 * 1024 * 1024;
 
 // "0.1", "10", "3600": seconds as the configuration writes them.
 std::string seconds_text(milliseconds ms) {
@@ -83,17 +95,81 @@ void log_session(const session_change& change) {
                  kv("local", change.local), kv("remote", change.remote));
 }
 
-// What a check thread shares with the loop. The thread owns a reference, so the job outlives
-// the loop when a stop leaves the check behind; the loop's executor is used only while the
-// loop still wants the result (`abandoned` false), under the mutex.
-struct check_job {
-    explicit check_job(check_options o) : options(std::move(o)) {}
-
-    const check_options options;
-    std::mutex mutex;
-    bool done = false;
-    bool abandoned = false;
+// A started worker: its pid and the read end of its stdout.
+struct spawned_worker {
+    pid_t pid = -1;
+    unique_fd reply;
 };
+
+// Starts `executable _observe` with `request` on its stdin (written here and closed) and its
+// stdout on a pipe; stderr is the daemon's, so whatever the worker says reaches the same log.
+spawned_worker spawn_worker(const std::filesystem::path& executable, const std::string& request) {
+    int in[2];
+    int out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0) {
+        throw std::system_error(errno, std::generic_category(), "pipe");
+    }
+    unique_fd in_read(in[0]);
+    unique_fd in_write(in[1]);
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+        throw std::system_error(errno, std::generic_category(), "pipe");
+    }
+    unique_fd out_read(out[0]);
+    unique_fd out_write(out[1]);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in_read.get(), STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
+    // Nothing else of the daemon's (the event log, sockets) goes to the worker.
+    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);  // the daemon ignores it; the worker need not
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
+
+    const std::string path = executable.string();
+    char arg0[] = "ssm-doctor";
+    char arg1[] = "_observe";
+    char* argv[] = {arg0, arg1, nullptr};
+    pid_t pid = -1;
+    const int failed = posix_spawn(&pid, path.c_str(), &actions, &attributes, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    if (failed != 0) {
+        throw std::system_error(failed, std::generic_category(), "cannot start " + path);
+    }
+    in_read.reset();
+    out_write.reset();
+    // The request is a few KiB, below a pipe's capacity; a worker that died at once makes this
+    // fail with EPIPE (SIGPIPE is ignored), and its reply tells why.
+    std::size_t written = 0;
+    while (written < request.size()) {
+        const auto n = ::write(in_write.get(), request.data() + written, request.size() - written);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    return {pid, std::move(out_read)};
+}
+
+// "exited with status 3", "was killed by signal 9".
+std::string exit_text(int status) {
+    if (WIFEXITED(status)) {
+        return "exited with status " + std::to_string(WEXITSTATUS(status));
+    }
+    if (WIFSIGNALED(status)) {
+        return "was killed by signal " + std::to_string(WTERMSIG(status));
+    }
+    return "ended with wait status " + std::to_string(status);
+}
 
 }  // namespace
 
@@ -148,20 +224,19 @@ std::optional<watch_summary> change_detector::take_summary(steady::time_point no
 }
 
 int checks_in_flight() {
-    return check_threads.load();
+    return check_workers.load();
 }
 
 class watch_loop::impl {
 public:
-    explicit impl(watch_options options)
-        : options_(std::move(options)), config_(load()), detector_(steady::now()) {}
+    explicit impl(watch_options options) : options_(std::move(options)), detector_(steady::now()) {
+        load();
+    }
 
     ~impl() {
-        // run() joins or abandons its check before returning; this covers a loop destroyed
-        // while its check runs (run() never called again after a stop, or an exception).
-        if (job_) {
-            abandon_check();
-        }
+        // run() ends its check before returning; this covers a loop destroyed while its check
+        // runs (run() never called after a stop, or an exception).
+        kill_check();
     }
 
     watch_result run() {
@@ -170,6 +245,8 @@ public:
             signals_.emplace(io_, SIGHUP, SIGTERM, SIGINT);
             wait_signals();
         }
+        // A worker that ends before reading its request must not end the daemon.
+        std::signal(SIGPIPE, SIG_IGN);
         watchdog_ = watchdog_interval();
         spdlog::info("{} {} {} {} {} {} {}", kv("event", "watch_started"),
                      kv("config", config_path().string()),
@@ -187,7 +264,7 @@ public:
         arm_summary();
         start_check();
         io_.run();
-        return {0, abandoned_};
+        return {0};
     }
 
     void request_stop() {
@@ -203,9 +280,11 @@ private:
         return options_.config_file.value_or(default_config_path);
     }
 
-    doctor_config load() const {
-        return options_.config_file ? load_config(*options_.config_file, true)
-                                    : load_config(default_config_path, false);
+    // Reads and parses the file; on success the loop uses it, and its text goes to the workers.
+    void load() {
+        auto text = read_config_file(config_path(), options_.config_file.has_value());
+        config_ = parse_config(text, config_path().string());
+        config_text_ = std::move(text);
     }
 
     void wait_signals() {
@@ -287,69 +366,129 @@ private:
             check_again_ = true;  // one check at a time; the next starts when this one ends
             return;
         }
-        check_options options;
-        options.config = config_;
-        options.host = options_.host;
-        options.ask_package_managers = options_.ask_package_managers;
-        auto job = std::make_shared<check_job>(std::move(options));
-        job_ = job;
         check_started_ = steady::now();
-        ++check_threads;
-        check_thread_ = std::thread([job, executor = io_.get_executor(), this] {
-            std::optional<observations> seen;
-            std::string error;
-            try {
-                seen = run_check(job->options);
-            } catch (const std::exception& e) {
-                error = e.what();
+        worker_request request;
+        request.config_text = config_text_;
+        request.config_source = config_path().string();
+        request.host = options_.host;
+        request.ask_package_managers = options_.ask_package_managers;
+        spawned_worker worker;
+        try {
+            worker = spawn_worker(options_.worker, encode_worker_request(request));
+        } catch (const std::system_error& e) {
+            on_check_failed(e.what());
+            return;
+        }
+        ++check_workers;
+        job_.emplace(io_, worker.pid, worker.reply.release());
+        // The worker ends by its own deadline; this is for one that does not.
+        job_->deadline.expires_after(config_.imds_timeout + config_.probe_timeout +
+                                     options_.worker_slack);
+        job_->deadline.async_wait([this, pid = worker.pid](const boost::system::error_code& ec) {
+            if (!ec && job_ && job_->pid == pid) {
+                job_->overdue = true;
+                ::kill(pid, SIGKILL);  // its stdout closes: read_reply sees the end
             }
-            {
-                const std::lock_guard lock(job->mutex);
-                job->done = true;
-                if (!job->abandoned) {
-                    asio::post(executor, [this, job, seen = std::move(seen),
-                                          error = std::move(error)]() mutable {
-                        on_check_done(job, std::move(seen), error);
-                    });
-                }
-            }
-            --check_threads;
         });
+        read_reply();
     }
 
-    void on_check_done(const std::shared_ptr<check_job>& job, std::optional<observations> seen,
-                       const std::string& error) {
-        if (job != job_) {
-            return;  // a check already abandoned or joined
-        }
-        check_thread_.join();
+    void read_reply() {
+        job_->reply.async_read_some(asio::buffer(job_->buffer),
+                                    [this](const boost::system::error_code& ec, std::size_t n) {
+                                        if (ec == asio::error::operation_aborted || !job_) {
+                                            return;  // kill_check() took over
+                                        }
+                                        job_->text.append(job_->buffer.data(), n);
+                                        if (!ec && job_->text.size() <= max_reply_bytes) {
+                                            read_reply();
+                                            return;
+                                        }
+                                        if (!ec) {
+                                            ::kill(job_->pid, SIGKILL);
+                                        }
+                                        on_worker_done();
+                                    });
+    }
+
+    // The worker closed its stdout (it ended, or was killed): reap it and use its reply.
+    void on_worker_done() {
+        const auto status = reap(job_->pid);
+        std::string text = std::move(job_->text);
+        const bool overdue = job_->overdue;
         job_.reset();
+        --check_workers;
         if (stopping_) {
-            grace_timer_.cancel();
-            finish();
             return;
         }
         ++checks_;
+        std::optional<observations> seen;
+        std::string error;
+        if (overdue) {
+            error =
+                "the check worker was killed: still running " +
+                seconds_text(config_.imds_timeout + config_.probe_timeout + options_.worker_slack) +
+                " s after it started";
+        } else if (text.size() > max_reply_bytes) {
+            error = "the check worker's reply passed " + std::to_string(max_reply_bytes) +
+                    " bytes; it was killed";
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            error = "the check worker " + exit_text(status);
+        } else {
+            try {
+                seen = decode_worker_reply(text);
+            } catch (const worker_error& e) {
+                error = e.what();
+            }
+        }
         if (seen) {
+            last_check_error_.clear();
             on_report(judge(std::move(*seen),
                             verdict_policy{config_.ec2messages_unsupported_regions},
                             std::chrono::system_clock::now()));
-        } else if (error != last_check_error_) {
-            // Only setup errors get here (an unusable tls.ca_file); once per distinct error.
+            next_check();
+        } else {
+            on_check_failed(error);
+        }
+    }
+
+    // A check that produced no observations: logged once per distinct error, and the next one
+    // comes at the usual time.
+    void on_check_failed(const std::string& error) {
+        if (error != last_check_error_) {
             spdlog::error("{} {}", kv("event", "check_failed"), kv("error", error));
             notify("STATUS=check failed: " + error);
         }
-        last_check_error_ = seen ? std::string() : error;
-        // A check allocates a few MiB (TLS contexts, the trust store, the observations) on its
-        // own thread's malloc arena and frees them all; give the pages back rather than keep
-        // them resident for the next 5 minutes.
-        malloc_trim(0);
+        last_check_error_ = error;
+        next_check();
+    }
+
+    void next_check() {
         if (check_again_) {
             check_again_ = false;
             start_check();
         } else {
             arm_check(check_started_ + config_.watch.interval);
         }
+    }
+
+    static int reap(pid_t pid) {
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        return status;
+    }
+
+    // Ends a running check at once: its worker is killed and reaped.
+    void kill_check() {
+        if (!job_) {
+            return;
+        }
+        ::kill(job_->pid, SIGKILL);
+        reap(job_->pid);
+        job_.reset();
+        --check_workers;
+        killed_ = true;
     }
 
     void on_report(const report& r) {
@@ -416,7 +555,7 @@ private:
         }
         notify_reloading();
         try {
-            config_ = load();
+            load();
             spdlog::info("{} {} {} {} {}", kv("event", "config_reloaded"),
                          kv("config", config_path().string()),
                          kv("interval_s", seconds_text(config_.watch.interval)),
@@ -448,36 +587,9 @@ private:
         sample_timer_.cancel();
         summary_timer_.cancel();
         watchdog_timer_.cancel();
-        if (!job_) {
-            finish();
-            return;
-        }
-        // A check is running: give it until the grace period ends, then leave it behind.
-        grace_timer_.expires_after(options_.stop_grace);
-        grace_timer_.async_wait([this](const boost::system::error_code& ec) {
-            if (ec || !job_) {
-                return;
-            }
-            abandon_check();
-            finish();
-        });
-    }
-
-    // Joins the check if it has already ended, else lets it run on without the loop.
-    void abandon_check() {
-        bool ended = false;
-        {
-            const std::lock_guard lock(job_->mutex);
-            ended = job_->done;
-            job_->abandoned = !ended;
-        }
-        if (ended) {
-            check_thread_.join();
-        } else {
-            check_thread_.detach();
-            abandoned_ = true;
-        }
-        job_.reset();
+        // A running check is a process: it ends now, whatever it was waiting for.
+        kill_check();
+        finish();
     }
 
     void finish() {
@@ -489,21 +601,33 @@ private:
         spdlog::info("{} {} {} {} {} {}", kv("event", "watch_stopped"), kv("reason", stop_reason_),
                      kv("checks", std::to_string(checks_)), kv("samples", std::to_string(samples_)),
                      kv("uptime_s", seconds_text(uptime)),
-                     kv("check_abandoned", abandoned_ ? "true" : "false"));
+                     kv("check_killed", killed_ ? "true" : "false"));
         if (signals_) {
             signals_->cancel();
         }
         io_.stop();
     }
 
+    // The check running now: its worker process and what it has written so far.
+    struct check_job {
+        check_job(asio::io_context& io, pid_t worker, int reply_fd)
+            : pid(worker), reply(io, reply_fd), deadline(io) {}
+        pid_t pid;
+        asio::posix::stream_descriptor reply;
+        asio::steady_timer deadline;
+        std::array<char, 16384> buffer{};
+        std::string text;
+        bool overdue = false;
+    };
+
     watch_options options_;
     doctor_config config_;
+    std::string config_text_;  // what config_ was parsed from, for the workers
     asio::io_context io_{1};
     asio::steady_timer check_timer_{io_};
     asio::steady_timer sample_timer_{io_};
     asio::steady_timer summary_timer_{io_};
     asio::steady_timer watchdog_timer_{io_};
-    asio::steady_timer grace_timer_{io_};
     std::optional<asio::signal_set> signals_;
     std::optional<std::chrono::microseconds> watchdog_;
 
@@ -515,8 +639,7 @@ private:
     std::string last_check_error_;
     std::string last_sample_problem_;
 
-    std::thread check_thread_;
-    std::shared_ptr<check_job> job_;  // the running check, if any
+    std::optional<check_job> job_;  // the running check, if any
     bool check_again_ = false;
     steady::time_point check_started_;
 
@@ -525,7 +648,7 @@ private:
     std::uint64_t samples_ = 0;
     bool stopping_ = false;
     bool finished_ = false;
-    bool abandoned_ = false;
+    bool killed_ = false;  // a stop ended a running check
     std::string stop_reason_;
 };
 

@@ -3,17 +3,16 @@
 // socket-table sample every watch.sample, log lines only for what changed, and a summary while
 // nothing does. Events and keys are listed in docs/logging.md.
 //
-// One thread runs one io_context with every timer, the signals and the watchdog; the check
-// (blocking, up to imds.timeout + probe.timeout) runs on a worker thread of its own and posts
-// its observations back, so pings and signals are answered during a check.
+// One thread runs one io_context with every timer, the signals and the watchdog. Each check runs
+// in a worker process (`ssm-doctor _observe`, check_worker.hpp) that gets the configuration the
+// loop loaded and sends the observations back on a pipe, read on the loop; the verdict is judged
+// here. So pings and signals are answered during a check, and the pages a check touches (most of
+// OpenSSL, the trust store, its allocations) leave with the worker instead of staying resident.
 //
-// Stopping: SIGTERM or SIGINT (or request_stop()) ends run() within stop_grace (0.5 s) plus a
-// few milliseconds. A check still running then cannot be interrupted (run_check has no cancel
-// point), so it is left to end by its own deadline: its thread is detached and owns everything
-// it uses (a copy of the options, its own io_context); nothing it touches belongs to the loop.
-// run() then returns watch_result::check_abandoned true, and the caller must end the process
-// without running static destructors (std::quick_exit), as OpenSSL's and Asio's cleanup would
-// pull state from under the still-running probe.
+// Stopping: SIGTERM or SIGINT (or request_stop()) ends run() within a few milliseconds. A check
+// still running then is a process: it is killed and reaped, and nothing is left behind. A worker
+// still running imds.timeout + probe.timeout + worker_slack (5 s) after its start is killed
+// too, and the check counts as failed (check_failed).
 //
 // Memory: the loop keeps the last sample's sessions, the current findings' keys and a few
 // counters; nothing grows with the number of checks or samples.
@@ -111,14 +110,17 @@ struct watch_options {
     bool ask_package_managers = true;
     // SIGHUP reloads, SIGTERM and SIGINT stop. Off in tests that drive the loop by its API.
     bool handle_signals = true;
-    // How long a stop waits for a running check before leaving it behind.
-    std::chrono::milliseconds stop_grace{500};
+    // The executable run as `<worker> _observe` for each check: this one. Tests, which are other
+    // executables, name the ssm-doctor they built.
+    std::filesystem::path worker = "/proc/self/exe";
+    // How long past its own deadline (imds.timeout + probe.timeout) a worker may run before it
+    // is killed: its start-up, the agent's -version and package queries, a loaded machine.
+    std::chrono::milliseconds worker_slack{5000};
     watch_observer* observer = nullptr;  // not owned; must outlive run()
 };
 
 struct watch_result {
     int exit_code = 0;
-    bool check_abandoned = false;  // see the header comment: end with std::quick_exit
 };
 
 class watch_loop {
@@ -141,7 +143,7 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-// Check threads still running, including those a stop left behind; for tests and diagnostics.
+// Check workers started and not yet reaped, in this process; for tests and diagnostics.
 int checks_in_flight();
 
 }  // namespace ssm_doctor

@@ -26,6 +26,9 @@ public:
     int get() const { return fd_; }
     explicit operator bool() const { return fd_ >= 0; }
 
+    // Gives up ownership: the caller closes the descriptor.
+    int release() { return std::exchange(fd_, -1); }
+
     void reset(int fd = -1) {
         if (fd_ >= 0) {
             ::close(fd_);  // the descriptor is gone even when close reports EINTR on Linux

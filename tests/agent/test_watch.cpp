@@ -403,6 +403,7 @@ struct fake_host {
         options.host.proc_root = dir.path() / "proc";
         options.ask_package_managers = false;
         options.handle_signals = false;
+        options.worker = SSM_DOCTOR_EXECUTABLE;  // this test is not ssm-doctor: name it
 
         const auto proc = options.host.proc_root;
         std::filesystem::create_directories(proc / "net");
@@ -667,9 +668,8 @@ TEST_CASE("the watch logs the first verdict, then only changes of findings and s
     const auto took = running.stop();
     CHECK(took < 1s);
     CHECK(running.result().exit_code == 0);
-    CHECK_FALSE(running.result().check_abandoned);
     CHECK(log.wait_for({"event=watch_stopped", "reason=request"}, 1s));
-    CHECK(systemd.received("STOPPING=1"));
+    CHECK(eventually([&] { return systemd.received("STOPPING=1"); }, 1s));
 }
 
 TEST_CASE("a summary is written while nothing changes", "[watch][agent]") {
@@ -731,29 +731,23 @@ TEST_CASE("a reload takes a good file and keeps the old configuration for a bad 
     CHECK(running.stop() < 1s);
 }
 
-TEST_CASE("a stop during a check returns within the grace period and leaves the check behind",
-          "[watch][deadline]") {
+TEST_CASE("a stop during a check kills its worker and returns at once", "[watch][deadline]") {
     // Silent servers: every probe waits for its 2 s deadline.
     endpoint_servers servers(server_behaviour::silent);
     fake_host host(servers, fast_watch, "2");
     captured_log log;
     counting_observer observer;
     host.options.observer = &observer;
-    {
-        running_loop running(host.options);
-        REQUIRE(log.wait_for({"event=watch_started"}, 1s));
-        REQUIRE(eventually([] { return checks_in_flight() == 1; }, 1s));
-        std::this_thread::sleep_for(100ms);  // well inside the probes' 2 s
+    running_loop running(host.options);
+    REQUIRE(log.wait_for({"event=watch_started"}, 1s));
+    REQUIRE(eventually([] { return checks_in_flight() == 1; }, 1s));
+    std::this_thread::sleep_for(100ms);  // well inside the probes' 2 s
 
-        const auto took = running.stop();
-        CHECK(took < 1s);
-        CHECK(took >= 400ms);  // it did wait for the check, up to the 0.5 s grace
-        CHECK(running.result().check_abandoned);
-        CHECK(observer.checks == 0);
-        CHECK(log.count("check_abandoned=true") == 1);
-    }
-    // The check left behind ends by its own deadline, touching nothing of the loop.
-    CHECK(eventually([] { return checks_in_flight() == 0; }, 4s));
+    const auto took = running.stop();
+    CHECK(took < 200ms);
+    CHECK(checks_in_flight() == 0);  // killed and reaped before run() returned
+    CHECK(observer.checks == 0);
+    CHECK(log.count("check_killed=true") == 1);
 }
 
 TEST_CASE("a stop between checks waits for nothing", "[watch][deadline]") {
@@ -765,7 +759,52 @@ TEST_CASE("a stop between checks waits for nothing", "[watch][deadline]") {
     running_loop running(host.options);
     REQUIRE(eventually([&] { return observer.checks == 1 && checks_in_flight() == 0; }, 3s));
     CHECK(running.stop() < 200ms);
-    CHECK_FALSE(running.result().check_abandoned);
+    CHECK(log.count("check_killed=false") == 1);
+}
+
+TEST_CASE("a worker that fails, hangs or answers nonsense is a failed check, said once",
+          "[watch][deadline]") {
+    endpoint_servers servers(server_behaviour::tls);
+    fake_host host(servers, "watch:\n  interval: 0.1\n  sample: 0.05\n  summary: 60\n");
+    captured_log log;
+    counting_observer observer;
+    host.options.observer = &observer;
+    host.options.worker_slack = 200ms;
+    const auto script = [&](const std::string& body) {
+        const auto path = host.dir.write("worker.sh", "#!/bin/sh\n" + body + "\n");
+        std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+        return path;
+    };
+    std::string expected;
+    SECTION("it ends with a status other than 0") {
+        host.options.worker = script("exit 3");
+        expected = "the check worker exited with status 3";
+    }
+    SECTION("it writes what is not JSON") {
+        host.options.worker = script("echo 'this is not JSON'");
+        expected = "the check worker's reply is not JSON";
+    }
+    SECTION("it says why it could not check") {
+        host.options.worker = script("echo '{\"format\":1,\"error\":\"tls.ca_file: unusable\"}'");
+        expected = "tls.ca_file: unusable";
+    }
+    SECTION("it runs past its deadline") {
+        // imds.timeout 0.3 + probe.timeout 0.8 + slack 0.2: killed after 1.3 s.
+        host.options.worker = script("exec sleep 30");
+        expected = "the check worker was killed: still running 1.3 s after it started";
+    }
+    SECTION("it cannot be started") {
+        host.options.worker = host.dir.path() / "no-such-worker";
+        expected = "cannot start";
+    }
+    running_loop running(host.options);
+    REQUIRE(log.wait_for({"level=error", "event=check_failed", expected}, 4s));
+    // The same error again is not logged again; the loop goes on checking.
+    std::this_thread::sleep_for(400ms);
+    CHECK(log.count("event=check_failed") == 1);
+    CHECK(observer.checks == 0);
+    CHECK(running.stop() < 200ms);
+    CHECK(checks_in_flight() == 0);
 }
 
 TEST_CASE("the watchdog is pinged at half its interval, also during a check", "[watch][notify]") {
@@ -816,7 +855,7 @@ TEST_CASE("SIGHUP reloads and SIGTERM stops when the loop handles signals", "[wa
     CHECK(steady::now() - asked < 1s);
     running.join();
     CHECK(log.count("reason=sigterm") == 1);
-    CHECK(systemd.received("STOPPING=1"));
+    CHECK(eventually([&] { return systemd.received("STOPPING=1"); }, 1s));
 }
 
 TEST_CASE("a configuration that cannot be loaded stops the watch before it starts", "[watch]") {

@@ -495,6 +495,11 @@ def test(c, config_path, ca_file, rpm):
            after["MainPID"] == pid and
            after["WatchdogTimestampMonotonic"] != before["WatchdogTimestampMonotonic"],
            "watch: the watchdog's pings arrive (still the same process after 9 s, WatchdogSec=4s)")
+    memory = c.run(["cat", "/proc/%s/status" % pid]).stdout
+    rss = {line.split(":")[0]: line.split(":")[1].strip() for line in memory.splitlines()
+           if line.startswith(("VmRSS", "RssAnon", "RssFile"))}
+    say("note: the daemon's memory under systemd: %s" % ", ".join(
+        "%s %s" % kv for kv in sorted(rss.items())))
     events = c.run(["cat", "/var/log/ssm-doctor/events.log"], check=False)
     expect(events.returncode == 0 and '"event":"check"' in events.stdout.replace(" ", ""),
            "watch: the event log is written in LogsDirectory= by the transient user",

@@ -121,14 +121,22 @@ def slope_kib_per_hour(points):
     return cov / var * 3600.0
 
 
-def run_watch(lab, binary, name, sample_s, interval_s, seconds, every):
-    """Runs `ssm-doctor watch` in the lab's instance for `seconds`; returns the measurements."""
+def run_watch(lab, binary, name, sample_s, interval_s, seconds, every, ship=False):
+    """Runs `ssm-doctor watch` in the lab's instance for `seconds`; returns the measurements.
+
+    ship: native shipping on, to the lab's ssm endpoint, which answers every PutLogEvents with
+    an AWS error: the daemon then does TLS and SigV4 itself, as it would with CloudWatch Logs,
+    and keeps its events in the spool and retries."""
     with open(lab.config_path) as f:
         base = f.read()
     config = os.path.join(lab.dir, "watch-%s.yaml" % name)
     with open(config, "w") as f:
         f.write(base + "watch:\n  interval: %s\n  sample: %s\n  summary: 3600\n"
                 % (interval_s, sample_s))
+        if ship:
+            f.write("cloudwatch:\n  log_group: ssm-doctor-soak\n  endpoint: https://%s\n"
+                    "  spool_dir: %s\n" % (lab.host_name("ssm"),
+                                           os.path.join(lab.dir, "spool-%s" % name)))
     log_path = os.path.join(lab.dir, "watch-%s.log" % name)
     log = open(log_path, "w")
     argv = lab.instance_command([binary, "watch", "--config", config, "--log-level", "info"])
@@ -191,6 +199,9 @@ def main(argv):
     parser.add_argument("--checks", type=float, default=60, help="seconds of the checks run")
     parser.add_argument("--samples", type=float, default=60, help="seconds of the samples run")
     parser.add_argument("--every", type=float, default=5, help="seconds between RSS readings")
+    parser.add_argument("--ship", type=float, default=0,
+                        help="seconds of a fourth run like mixed, with native shipping to the "
+                             "lab's ssm endpoint (it refuses every batch): RSS only")
     args = parser.parse_args(argv)
 
     refusal = lab_cli.preflight()
@@ -206,6 +217,8 @@ def main(argv):
         mixed = run_watch(lab, binary, "mixed", 0.1, 2, args.mixed, args.every)
         checks = run_watch(lab, binary, "checks", 3600, 2, args.checks, args.every)
         samples = run_watch(lab, binary, "samples", 0.1, 3600, args.samples, args.every)
+        shipping = (run_watch(lab, binary, "shipping", 0.1, 2, args.ship, args.every, ship=True)
+                    if args.ship > 0 else None)
 
     # Per check: the checks run has one sample; per sample: the samples run has one check.
     # The idle loop (timers, nothing else) is included in both and is negligible.
@@ -257,6 +270,13 @@ def main(argv):
     print()
     print("RSS at the end of the mixed run, by mapping (KiB): "
           + ", ".join("%s %d" % kv for kv in mixed["mappings"] if kv[1] >= 64))
+    if shipping:
+        print()
+        print("with native shipping (%.0f s, %d checks): RSS at the end / peak %.1f / %.1f MiB; "
+              "by mapping (KiB): %s" % (
+                  shipping["seconds"], shipping["checks"], shipping["rss"][-1][1] / 1024,
+                  shipping["peak_kib"] / 1024,
+                  ", ".join("%s %d" % kv for kv in shipping["mappings"] if kv[1] >= 64)))
 
     problems = []
     for r in (mixed, checks, samples):

@@ -407,13 +407,33 @@ private:
                                         if (!ec) {
                                             ::kill(job_->pid, SIGKILL);
                                         }
-                                        on_worker_done();
+                                        await_exit();
                                     });
     }
 
-    // The worker closed its stdout (it ended, or was killed): reap it and use its reply.
-    void on_worker_done() {
-        const auto status = reap(job_->pid);
+    // The worker closed its stdout: it is ending, or was killed. Its exit is awaited without
+    // blocking the loop (a worker that closed stdout and went on would otherwise hold the
+    // watchdog); the deadline timer still kills one that does not end.
+    void await_exit() {
+        int status = 0;
+        pid_t ended = 0;
+        do {
+            ended = ::waitpid(job_->pid, &status, WNOHANG);
+        } while (ended < 0 && errno == EINTR);
+        if (ended == 0) {
+            job_->exit_poll.expires_after(milliseconds(5));
+            job_->exit_poll.async_wait([this](const boost::system::error_code& ec) {
+                if (!ec && job_) {
+                    await_exit();
+                }
+            });
+            return;
+        }
+        on_worker_done(status);
+    }
+
+    // The worker has ended with `status`: use its reply.
+    void on_worker_done(int status) {
         std::string text = std::move(job_->text);
         const bool overdue = job_->overdue;
         job_.reset();
@@ -611,10 +631,11 @@ private:
     // The check running now: its worker process and what it has written so far.
     struct check_job {
         check_job(asio::io_context& io, pid_t worker, int reply_fd)
-            : pid(worker), reply(io, reply_fd), deadline(io) {}
+            : pid(worker), reply(io, reply_fd), deadline(io), exit_poll(io) {}
         pid_t pid;
         asio::posix::stream_descriptor reply;
         asio::steady_timer deadline;
+        asio::steady_timer exit_poll;
         std::array<char, 16384> buffer{};
         std::string text;
         bool overdue = false;

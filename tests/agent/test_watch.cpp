@@ -793,6 +793,10 @@ TEST_CASE("a worker that fails, hangs or answers nonsense is a failed check, sai
         host.options.worker = script("exec sleep 30");
         expected = "the check worker was killed: still running 1.3 s after it started";
     }
+    SECTION("it closes its stdout and runs on: the loop does not wait on it") {
+        host.options.worker = script("exec 1>&-\nexec sleep 30");
+        expected = "the check worker was killed: still running 1.3 s after it started";
+    }
     SECTION("it cannot be started") {
         host.options.worker = host.dir.path() / "no-such-worker";
         expected = "cannot start";

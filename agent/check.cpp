@@ -177,17 +177,6 @@ void attribute_sessions(observations& seen, const probe_plan& plan) {
     }
 }
 
-void classify_addresses(observations& seen) {
-    for (auto& ep : seen.endpoints) {
-        for (auto& a : ep.addresses) {
-            a.kind = classify(a.ip);
-            if (!seen.imds.vpc_cidrs.empty()) {
-                a.in_vpc = in_any(seen.imds.vpc_cidrs, a.ip);
-            }
-        }
-    }
-}
-
 std::vector<unsigned short> ports_of_interest(const check_options& options,
                                               const std::optional<proxy_address>& proxy,
                                               const agent_config& agent_values) {
@@ -203,6 +192,17 @@ std::vector<unsigned short> ports_of_interest(const check_options& options,
 }
 
 }  // namespace
+
+void classify_addresses(observations& seen) {
+    for (auto& ep : seen.endpoints) {
+        for (auto& a : ep.addresses) {
+            a.kind = classify(a.ip);
+            if (a.ip.is_v4() ? seen.imds.vpc_ipv4_known : seen.imds.vpc_ipv6_known) {
+                a.in_vpc = in_any(seen.imds.vpc_cidrs, a.ip);
+            }
+        }
+    }
+}
 
 observations run_check(const check_options& options) {
     const auto start = steady::now();

@@ -34,4 +34,8 @@ struct check_options {
 // everything the network or the host does is recorded in the observations.
 observations run_check(const check_options& options);
 
+// Sets each endpoint address's kind, and whether it is inside the VPC where IMDS gave the whole
+// block list of its family (otherwise in_vpc stays unknown). Part of run_check.
+void classify_addresses(observations& seen);
+
 }  // namespace ssm_doctor

@@ -121,7 +121,7 @@ SSM_DOCTOR_CODEC(proxy_settings, https_proxy, no_proxy, from_pid)
 SSM_DOCTOR_CODEC(agent_observation, installed, version, version_source, method, processes, proxy,
                  hibernate_log_written, notes)
 SSM_DOCTOR_CODEC(imds_observation, reachable, token_accepted, region, instance_id, mac, vpc_cidrs,
-                 failure, notes, elapsed)
+                 vpc_ipv4_known, vpc_ipv6_known, failure, notes, elapsed)
 SSM_DOCTOR_CODEC(dns_query_trace, server, type, outcome, elapsed)
 SSM_DOCTOR_CODEC(dns_observation, host, source, addresses, failure, trace, elapsed, notes)
 SSM_DOCTOR_CODEC(tls_details, version, cipher, subject, issuer, subject_alt_names, not_after)

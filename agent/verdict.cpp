@@ -262,15 +262,17 @@ private:
         if (ep.via_proxy || ep.addresses.empty()) {
             return false;
         }
-        bool public_v4 = false;
+        bool outside = false;
         for (const auto& a : ep.addresses) {
             if (internal_address(a)) {
                 return false;
             }
-            // A VPC's IPv6 addresses are global too, so only public IPv4 tells.
-            public_v4 = public_v4 || (a.kind == address_kind::public_address && a.ip.is_v4());
+            // A VPC's IPv6 addresses are global too: a global IPv6 address is public only when
+            // the VPC's IPv6 blocks are known and it is outside them.
+            outside = outside || (a.kind == address_kind::public_address &&
+                                  (a.ip.is_v4() || a.in_vpc == false));
         }
-        return public_v4;
+        return outside;
     }
 
     // Some other probed endpoint resolved into the VPC: interface endpoints are in use here.
@@ -279,10 +281,8 @@ private:
             if (&ep == &self || ep.via_proxy) {
                 continue;
             }
-            for (const auto& a : ep.addresses) {
-                if (a.kind == address_kind::private_v4 || a.kind == address_kind::ula) {
-                    return true;
-                }
+            if (std::any_of(ep.addresses.begin(), ep.addresses.end(), internal_address)) {
+                return true;
             }
         }
         return false;

@@ -136,20 +136,22 @@ std::string exchange_note(std::string_view what, const probe_failure& failure) {
 }
 
 // Reads one list of CIDR blocks into the observation; notes what went wrong, if anything.
-boost::asio::awaitable<void> read_cidrs(imds_session& session, imds_observation& observation,
+// Returns whether the list is known: read, or missing where missing is normal.
+boost::asio::awaitable<bool> read_cidrs(imds_session& session, imds_observation& observation,
                                         std::string_view list, bool missing_is_normal) {
     const auto target = std::string(macs_path) + *observation.mac + "/" + std::string(list);
     const auto exchange = co_await session.get(target);
     if (exchange.failure) {
         observation.notes.push_back(exchange_note(list, *exchange.failure));
-        co_return;
+        co_return false;
     }
     const auto& response = *exchange.response;
     if (response.status != 200) {
-        if (!(missing_is_normal && response.status == 404)) {
-            observation.notes.push_back(std::string(list) + ": HTTP " + status_text(response));
+        if (missing_is_normal && response.status == 404) {
+            co_return true;
         }
-        co_return;
+        observation.notes.push_back(std::string(list) + ": HTTP " + status_text(response));
+        co_return false;
     }
     std::vector<int> bad_lines;
     const auto blocks = parse_cidr_lines(response.body, &bad_lines);
@@ -161,6 +163,8 @@ boost::asio::awaitable<void> read_cidrs(imds_session& session, imds_observation&
     if (blocks.empty() && bad_lines.empty()) {
         observation.notes.push_back(std::string(list) + ": empty list");
     }
+    // A skipped line may hold the block an address is in: only a whole list places addresses.
+    co_return !blocks.empty() && bad_lines.empty();
 }
 
 // The steps; returns early at the first failure that leaves nothing more to learn.
@@ -245,8 +249,10 @@ boost::asio::awaitable<void> run_probe(imds_session& session, imds_observation& 
         }
         observation.mac = std::string(mac);
     }
-    co_await read_cidrs(session, observation, "vpc-ipv4-cidr-blocks", false);
-    co_await read_cidrs(session, observation, "vpc-ipv6-cidr-blocks", true);
+    observation.vpc_ipv4_known =
+        co_await read_cidrs(session, observation, "vpc-ipv4-cidr-blocks", false);
+    observation.vpc_ipv6_known =
+        co_await read_cidrs(session, observation, "vpc-ipv6-cidr-blocks", true);
 }
 
 }  // namespace

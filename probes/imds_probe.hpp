@@ -26,6 +26,10 @@ struct imds_observation {
     std::optional<std::string> instance_id;
     std::optional<std::string> mac;
     std::vector<cidr_block> vpc_cidrs;
+    // Whether each list was read (for IPv6 a 404 counts: the VPC has no IPv6 blocks). Without
+    // its family's list, an address cannot be placed inside or outside the VPC.
+    bool vpc_ipv4_known = false;
+    bool vpc_ipv6_known = false;
     std::optional<probe_failure> failure;  // what stopped the probe before it had the region
     std::vector<std::string> notes;        // partial data ("vpc-ipv4-cidr-blocks: 404")
     std::chrono::milliseconds elapsed{0};

@@ -5,13 +5,16 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 
 #include "agent/check.hpp"
+#include "probes/address.hpp"
 #include "tests/support/loopback_servers.hpp"
 #include "tests/support/test_certs.hpp"
 
@@ -193,4 +196,39 @@ TEST_CASE("an unusable tls.ca_file stops the check before any probe", "[check]")
     fake_host host(servers);
     host.options.config.tls_ca_file = host.dir.path() / "missing.pem";
     CHECK_THROWS_WITH(run_check(host.options), Catch::Contains("missing.pem"));
+}
+
+TEST_CASE("an address is placed inside or outside the VPC only with its family's block list",
+          "[check]") {
+    observations seen;
+    seen.imds.vpc_cidrs = {*parse_cidr("10.0.0.0/16"), *parse_cidr("2600:1f18:4a2:7e00::/56")};
+    endpoint_observation ep;
+    for (const char* ip : {"10.0.1.10", "52.94.1.1", "2600:1f18:4a2:7e01::10", "2600:1f14::5"}) {
+        address_observation a;
+        a.ip = boost::asio::ip::make_address(ip);
+        ep.addresses.push_back(a);
+    }
+    seen.endpoints.push_back(ep);
+    const auto placed = [&](bool v4_known, bool v6_known) {
+        seen.imds.vpc_ipv4_known = v4_known;
+        seen.imds.vpc_ipv6_known = v6_known;
+        for (auto& a : seen.endpoints[0].addresses) {
+            a.in_vpc.reset();
+        }
+        classify_addresses(seen);
+        std::vector<std::optional<bool>> out;
+        for (const auto& a : seen.endpoints[0].addresses) {
+            out.push_back(a.in_vpc);
+        }
+        return out;
+    };
+    using placement = std::vector<std::optional<bool>>;
+    const std::optional<bool> unknown;
+
+    CHECK(placed(true, true) == placement{true, false, true, false});
+    CHECK(placed(true, false) == placement{true, false, unknown, unknown});
+    CHECK(placed(false, true) == placement{unknown, unknown, true, false});
+    CHECK(placed(false, false) == placement{unknown, unknown, unknown, unknown});
+    CHECK(seen.endpoints[0].addresses[0].kind == address_kind::private_v4);
+    CHECK(seen.endpoints[0].addresses[3].kind == address_kind::public_address);
 }

@@ -46,6 +46,8 @@ observations everything() {
     seen.imds.instance_id = "i-0123456789abcdef0";
     seen.imds.mac = "0e:1a:2b:3c:4d:5e";
     seen.imds.vpc_cidrs = {{make_address("10.99.0.0"), 16}, {make_address("2600:1f18::"), 56}};
+    seen.imds.vpc_ipv4_known = true;
+    seen.imds.vpc_ipv6_known = true;
     seen.imds.failure = probe_failure{probe_phase::http, failure_reason::http_error, "401"};
     seen.imds.notes = {"vpc-ipv6-cidr-blocks: 404"};
     seen.imds.elapsed = 12ms;
@@ -120,6 +122,7 @@ TEST_CASE("observations survive the codec unchanged", "[codec]") {
     CHECK_FALSE(back.agent.processes[1].started);
     CHECK(back.agent.hibernate_log_written == now - 5min);
     CHECK(back.imds.vpc_cidrs[1].network == make_address("2600:1f18::"));
+    CHECK(back.imds.vpc_ipv6_known);
     CHECK(back.sockets.sessions[1].remote ==
           boost::asio::ip::tcp::endpoint(make_address("fd00::11"), 443));
     CHECK(back.endpoints[0].target.svc == service::ssmmessages);

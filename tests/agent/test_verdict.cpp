@@ -729,6 +729,35 @@ TEST_CASE("addresses tell about partial reachability, private DNS and shared end
         CHECK(contains(f->remedy, "Private DNS is missing"));
         CHECK(contains(f->message, "only to public addresses"));
     }
+    SECTION("in an IPv6-only subnet, a name outside the VPC's IPv6 blocks lacks private DNS") {
+        // The endpoints in the VPC have global addresses from its /56, like every address there.
+        const auto vpc6 = *parse_cidr("2600:1f18:4a2:7e00::/56");
+        const auto placed = [&](endpoint_observation ep) {
+            for (auto& a : ep.addresses) {
+                a.in_vpc = vpc6.contains(a.ip);
+            }
+            return ep;
+        };
+        o.endpoints = {
+            placed(with_session(reachable(service::ssm, {"2600:1f18:4a2:7e01::10"}))),
+            placed(with_session(reachable(service::ssmmessages, {"2600:1f14:c0:9b00::5"})))};
+        auto r = run(o);
+        INFO(ids(r));
+        const auto* f = find(r, "private_dns_missing");
+        REQUIRE(f != nullptr);
+        CHECK(f->svc == service::ssmmessages);
+        CHECK(contains(f->message, "2600:1f14:c0:9b00::5"));
+
+        // Without the VPC's IPv6 blocks a global address may be the VPC's own: nothing is said.
+        for (auto& ep : o.endpoints) {
+            for (auto& a : ep.addresses) {
+                a.in_vpc.reset();
+            }
+        }
+        r = run(o);
+        INFO(ids(r));
+        CHECK_FALSE(has(r, "private_dns_missing"));
+    }
     SECTION("s3 on public addresses is a gateway endpoint, not missing private DNS") {
         o.endpoints.push_back(reachable(service::s3, {"52.218.1.1"}));
         CHECK_FALSE(has(run(o), "private_dns_missing"));

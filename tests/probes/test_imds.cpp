@@ -51,6 +51,7 @@ struct imds_behaviour {
     std::string document = read_data("identity-document.json");
     std::string ipv4_blocks = read_data("vpc-ipv4-cidr-blocks.txt");
     std::optional<std::string> ipv6_blocks;  // nullopt: 404, as for a VPC without IPv6
+    int ipv6_status = 200;                   // another status: the IPv6 list answers it
     bool chunked = false;                    // answer GETs with chunked bodies
     bool mac_missing = false;
 };
@@ -94,6 +95,9 @@ responder fake_imds(imds_behaviour behaviour) {
         }
         if (request.target == macs + "/vpc-ipv4-cidr-blocks") {
             return answer(200, behaviour.ipv4_blocks);
+        }
+        if (request.target == macs + "/vpc-ipv6-cidr-blocks" && behaviour.ipv6_status != 200) {
+            return {{http_answer(behaviour.ipv6_status, "")}};
         }
         if (request.target == macs + "/vpc-ipv6-cidr-blocks" && behaviour.ipv6_blocks) {
             return answer(200, *behaviour.ipv6_blocks);
@@ -595,6 +599,9 @@ TEST_CASE("a healthy IMDSv2 gives region, instance, MAC and VPC blocks in five r
     } else {
         CHECK(observation.vpc_cidrs.size() == 2);
     }
+    // Both lists are known: a 404 for IPv6 says the VPC has no IPv6 blocks.
+    CHECK(observation.vpc_ipv4_known);
+    CHECK(observation.vpc_ipv6_known);
 
     const auto& requests = server.requests();
     REQUIRE(requests.size() == 5);
@@ -779,6 +786,9 @@ TEST_CASE("missing or odd metadata items are notes, not failures", "[imds]") {
     asio::io_context io;
     imds_behaviour behaviour;
     std::string expected;
+    // Which block lists the probe may place addresses with; a partly read list is not one.
+    bool ipv4_known = false;
+    bool ipv6_known = false;
     SECTION("no MAC") {
         behaviour.mac_missing = true;
         expected = "meta-data/mac: HTTP 404 Not Found\n";
@@ -786,10 +796,17 @@ TEST_CASE("missing or odd metadata items are notes, not failures", "[imds]") {
     SECTION("garbage in the block list") {
         behaviour.ipv4_blocks = "172.31.0.0/16\n\nnonsense\n";
         expected = "vpc-ipv4-cidr-blocks: line 3 is not a CIDR block\n";
+        ipv6_known = true;
     }
     SECTION("an empty block list") {
         behaviour.ipv4_blocks = "";
         expected = "vpc-ipv4-cidr-blocks: empty list\n";
+        ipv6_known = true;
+    }
+    SECTION("the IPv6 block list fails") {
+        behaviour.ipv6_status = 403;
+        expected = "vpc-ipv6-cidr-blocks: HTTP 403 Forbidden\n";
+        ipv4_known = true;
     }
     fake_http_server server(io, fake_imds(behaviour));
     const auto observation = probe(io, server);
@@ -797,6 +814,8 @@ TEST_CASE("missing or odd metadata items are notes, not failures", "[imds]") {
     CHECK_FALSE(observation.failure);
     CHECK(observation.region == "eu-central-1");
     CHECK(all_notes(observation) == expected);
+    CHECK(observation.vpc_ipv4_known == ipv4_known);
+    CHECK(observation.vpc_ipv6_known == ipv6_known);
     check_token_not_reported(observation);
 }
 
